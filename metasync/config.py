@@ -1,0 +1,289 @@
+"""Configuration: pydantic models for the YAML file, `${VAR}` interpolation, environments, relative paths."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from metasync.errors import ConfigError
+from metasync.transform.rules import Rule
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+# ---------------------------------------------------------------- sources
+class CsnSourceConfig(_Strict):
+    """CSN exports on disk: one file, or a folder searched recursively for *.json and *.csn."""
+
+    kind: Literal["csn"] = "csn"
+    path: Path
+    space: str | None = Field(default=None, description="space of files directly under `path`")
+    skip_invalid: bool = Field(default=False, description="skip unreadable files instead of stopping")
+    language: str = Field(default="en", description="language used to resolve {i18n>KEY} labels")
+
+    @field_validator("space")
+    @classmethod
+    def _space_has_no_dot(cls, value: str | None) -> str | None:
+        if value is not None and ("." in value or not value.strip()):
+            raise ValueError("a space name must be non-empty and contain no dot")
+        return value
+
+
+DATASPHERE_OBJECT_TYPES = (
+    "localtables",
+    "remotetables",
+    "views",
+    "analyticmodels",
+    "dataflows",
+    "replicationflows",
+    "transformationflows",
+)
+
+
+class DatasphereSourceConfig(_Strict):
+    """A Datasphere tenant read over its REST APIs with an OAuth2 client (technical user)."""
+
+    kind: Literal["datasphere"]
+    url: str
+    token_url: str | None = None
+    client_id: str
+    client_secret: SecretStr
+    spaces: list[str] | None = None
+    object_types: list[str] = Field(default_factory=lambda: list(DATASPHERE_OBJECT_TYPES))
+    timeout: float = Field(default=30.0, gt=0)
+    max_workers: int = Field(default=4, ge=1, le=64)
+    max_retries: int = Field(default=5, ge=0, le=20)
+    incremental: bool = True
+    language: str = "en"
+
+    @field_validator("object_types")
+    @classmethod
+    def _known_types(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(DATASPHERE_OBJECT_TYPES))
+        if unknown:
+            raise ValueError(f"unknown object type(s) {unknown}; known: {list(DATASPHERE_OBJECT_TYPES)}")
+        return value
+
+
+SourceConfig = Annotated[Union[CsnSourceConfig, DatasphereSourceConfig], Field(discriminator="kind")]
+
+
+# ---------------------------------------------------------------- targets
+class LocalTargetConfig(_Strict):
+    """A folder holding a Glue-shaped catalog: the embedded default, no AWS needed."""
+
+    kind: Literal["local"] = "local"
+    path: Path = Path("catalog")
+
+
+class GlueTargetConfig(_Strict):
+    """The AWS Glue Data Catalog, through boto3."""
+
+    kind: Literal["glue"]
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+    catalog_id: str | None = None
+    role_arn: str | None = None
+    max_requests_per_second: float = Field(default=10.0, gt=0)
+    max_workers: int = Field(default=4, ge=1, le=64)
+    max_retry_seconds: float = Field(default=120.0, gt=0)
+    location_template: str | None = None
+    storage_format: Literal["parquet", "orc", "csv", "json", "avro"] = "parquet"
+    skip_archive: bool = True
+
+
+TargetConfig = Annotated[Union[LocalTargetConfig, GlueTargetConfig], Field(discriminator="kind")]
+
+
+# ---------------------------------------------------------------- the rest
+class AuditConfig(_Strict):
+    dir: Path = Path("metasync-audit")
+
+
+class SyncOptions(_Strict):
+    """How the sync behaves beyond source and target."""
+
+    delete_stale: bool = False
+    max_delete_fraction: float = Field(default=0.2, ge=0, le=1)
+    priority: list[str] = Field(
+        default_factory=lambda: [
+            "analytic_model",
+            "table",
+            "remote_table",
+            "fact",
+            "dimension",
+            "hierarchy",
+            "text",
+            "view",
+        ],
+        description="asset kinds from highest to lowest priority; unlisted kinds come last",
+    )
+
+
+class Config(_Strict):
+    source: SourceConfig
+    target: TargetConfig = Field(default_factory=LocalTargetConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    sync: SyncOptions = Field(default_factory=SyncOptions)
+    environments: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    rules: list[Rule] = Field(default_factory=list)
+
+    # Not part of the file: where it came from and which environment was chosen.
+    env: str | None = Field(default=None, exclude=True)
+    origin: str = Field(default="<dict>", exclude=True)
+
+
+# ---------------------------------------------------------------- loading
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+def _interpolate(value: Any, origin: str, key: str = "") -> Any:
+    """Replace `${VAR}` and `${VAR:-default}` in every string of a nested structure."""
+    if isinstance(value, dict):
+        return {k: _interpolate(v, origin, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, origin, f"{key}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(
+            f"{origin}: key '{key}' uses ${{{name}}} but the environment variable {name} is not set.",
+            hint=f"Export {name} or write ${{{name}:-default}}.",
+        )
+
+    return _VAR.sub(substitute, value)
+
+
+def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Merge `overlay` into a copy of `base`: dicts merge key by key, everything else is replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    """Join a pydantic error location into a config key path, dropping discriminated-union tags."""
+    parts: list[str] = []
+    for i, part in enumerate(loc):
+        previous = loc[i - 1] if i else None
+        if isinstance(part, str) and (previous in ("source", "target") or isinstance(previous, int)):
+            if part in _UNION_TAGS:
+                continue
+        parts.append(f"[{part}]" if isinstance(part, int) else part)
+    return ".".join(parts).replace(".[", "[")
+
+
+_UNION_TAGS = {"csn", "datasphere", "local", "glue"}
+
+
+def _format_validation_error(exc: ValidationError, origin: str) -> str:
+    problems = []
+    for err in exc.errors():
+        loc = _key_path(err["loc"])
+        if err["type"] == "extra_forbidden":
+            problems.append(f"unknown key '{loc}'")
+        elif err["type"] == "missing":
+            problems.append(f"missing key '{loc}'")
+        elif err["type"] == "union_tag_invalid":
+            problems.append(f"'{loc}': {err['msg']}")
+        else:
+            problems.append(f"key '{loc}': {err['msg']}")
+    return f"{origin}: " + "; ".join(problems) + "."
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file {path} does not exist.") from exc
+    except OSError as exc:
+        raise ConfigError(f"configuration file {path} cannot be read: {exc.strerror}.") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"configuration file {path} is not valid YAML{where}.") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"configuration file {path} must hold a mapping at the top level.")
+    return data
+
+
+def _resolve_paths(config: Config, base_dir: Path) -> None:
+    def resolve(p: Path) -> Path:
+        p = p.expanduser()
+        return p if p.is_absolute() else (base_dir / p)
+
+    if isinstance(config.source, CsnSourceConfig):
+        config.source.path = resolve(config.source.path)
+    if isinstance(config.target, LocalTargetConfig):
+        config.target.path = resolve(config.target.path)
+    config.audit.dir = resolve(config.audit.dir)
+
+
+def load_config(
+    config: str | os.PathLike[str] | dict[str, Any] | Config,
+    *,
+    env: str | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> Config:
+    """Build a validated `Config` from a YAML path, a dict or a `Config`, applying `env` if given.
+
+    Relative paths resolve against the YAML file's folder (for a dict: `base_dir`, else the working folder).
+    """
+    if isinstance(config, Config):
+        if env is None or env == config.env:
+            return config
+        raw = config.model_dump(mode="python", exclude_none=False)
+        raw["environments"] = config.environments
+        origin, folder = config.origin, Path(base_dir or Path.cwd())
+    elif isinstance(config, dict):
+        raw, origin, folder = config, "<config dict>", Path(base_dir or Path.cwd())
+    else:
+        path = Path(config)
+        raw, origin, folder = _read_yaml(path), str(path), path.resolve().parent
+
+    raw = _interpolate(raw, origin)
+    if env is not None:
+        environments = raw.get("environments") or {}
+        if not isinstance(environments, dict) or env not in environments:
+            known = ", ".join(sorted(environments)) if isinstance(environments, dict) else ""
+            raise ConfigError(
+                f"{origin}: environment '{env}' is not defined under 'environments'"
+                + (f" (defined: {known})." if known else " (none are defined).")
+            )
+        overlay = environments[env] or {}
+        if not isinstance(overlay, dict):
+            raise ConfigError(f"{origin}: key 'environments.{env}' must be a mapping.")
+        if "environments" in overlay:
+            raise ConfigError(f"{origin}: key 'environments.{env}.environments' is not allowed.")
+        raw = deep_merge(raw, overlay)
+    try:
+        model = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, origin)) from exc
+    model.env = env
+    model.origin = origin
+    _resolve_paths(model, folder)
+    return model

@@ -1,0 +1,114 @@
+"""What every target (local folder, AWS Glue) offers: its current state, and writes that return outcome rows.
+
+Shapes shared by all targets:
+
+* `TableState` frame (what the target holds now), one row per table in the databases asked for:
+  `glue_database`, `glue_table`, `managed` (bool: `metasync:managed` = `true`), `space`, `name`
+  (from `metasync:space` / `metasync:name`, null when unmanaged), `hash` (`metasync:hash`, null when unmanaged),
+  `description` (table Description), `version_id` (Glue VersionId; null on local), `definition` (the table as
+  JSON text, in Glue's TableInput shape, for column-level diffs and conflict detection).
+* `DatabaseState` frame: `glue_database`, `managed` (bool).
+* `WriteRequest`: the database rows and table rows to write, in plan order. Table rows carry `space`, `name`,
+  `glue_database`, `glue_table`, `action` (`create` | `update` | `delete`), `batch`, `hash`, `table_input`
+  (JSON text of the full TableInput, Parameters as a JSON object, including `metasync:hash`), `version_id`
+  (for updates), and `upstreams` (list of ASSET_IDs whose failure means this row must be skipped).
+* Outcome frame (what `write` returns): one row per table row of the request with `space`, `name`,
+  `glue_database`, `glue_table`, `action`, `status` (`ok` | `failed` | `skipped`), `error_code`, `message`,
+  `hint`. A target never raises for one asset: it reports it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import polars as pl
+
+TABLE_STATE_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+    "glue_database": pl.Utf8,
+    "glue_table": pl.Utf8,
+    "managed": pl.Boolean,
+    "space": pl.Utf8,
+    "name": pl.Utf8,
+    "hash": pl.Utf8,
+    "description": pl.Utf8,
+    "version_id": pl.Utf8,
+    "definition": pl.Utf8,
+}
+DATABASE_STATE_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+    "glue_database": pl.Utf8,
+    "managed": pl.Boolean,
+}
+OUTCOME_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+    "space": pl.Utf8,
+    "name": pl.Utf8,
+    "glue_database": pl.Utf8,
+    "glue_table": pl.Utf8,
+    "action": pl.Utf8,
+    "status": pl.Utf8,
+    "error_code": pl.Utf8,
+    "message": pl.Utf8,
+    "hint": pl.Utf8,
+}
+
+
+@dataclass
+class TargetState:
+    databases: pl.DataFrame
+    tables: pl.DataFrame
+
+
+@dataclass
+class WriteRequest:
+    """Databases to create (`glue_database`, `database_input` JSON) and table rows, in plan order."""
+
+    databases: pl.DataFrame
+    tables: pl.DataFrame
+
+
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass
+class CallCounter:
+    """Counts the calls made to a target, by operation name (Glue's names, e.g. `GetTables`)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    retries: Counter[str] = field(default_factory=Counter)
+
+    def add(self, operation: str, n: int = 1) -> None:
+        self.counts[operation] += n
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(sorted(self.counts.items()))
+
+
+class Target(Protocol):
+    """A catalog metasync writes to."""
+
+    calls: CallCounter
+
+    def describe(self) -> str:
+        """A short human name of the target, for messages (e.g. `local catalog /x` or `Glue eu-west-1`)."""
+        ...
+
+    def read_state(self, databases: list[str]) -> TargetState:
+        """Current databases and tables for the given database names (others are not read)."""
+        ...
+
+    def write(self, request: WriteRequest, progress: ProgressCallback | None = None) -> pl.DataFrame:
+        """Apply the request batch by batch and return one outcome row per table row."""
+        ...
+
+
+def empty_table_state() -> TargetState:
+    return TargetState(
+        databases=pl.DataFrame(schema=DATABASE_STATE_COLUMNS),
+        tables=pl.DataFrame(schema=TABLE_STATE_COLUMNS),
+    )
+
+
+def outcome_frame(rows: list[dict[str, str | None]]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=OUTCOME_COLUMNS)
