@@ -1,0 +1,151 @@
+"""Column-level lineage: a graph of columns, traversals over it, and type inference along it.
+
+Column nodes are keyed by the tuple `(ASSET_ID, column)` and carry `asset`, `space`, `name`, `column`; edges run
+from the upstream column to the downstream column and carry `transform` (`direct`, `renamed`, `measure`,
+`calculated`).
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import networkx as nx
+import polars as pl
+
+from metasync.errors import ConfigError
+from metasync.graph.lineage import asset_id, unknown_asset_error
+
+ColumnNode = tuple[str, str]
+
+# Transforms that keep the upstream value's type (a calculation may change it).
+TYPE_PRESERVING = ("direct", "renamed", "measure")
+_TYPE_FIELDS = ("source_type", "length", "precision", "scale")
+
+
+def column_lineage_graph(column_lineage: pl.DataFrame) -> nx.DiGraph:
+    """The column graph of a frame shaped like COLUMN_LINEAGE_SCHEMA (one edge per row, upstream → downstream).
+
+    When one pair of columns is linked more than once, the edge keeps the strongest transform.
+    """
+    graph: nx.DiGraph = nx.DiGraph()
+    rank = {"direct": 0, "renamed": 1, "measure": 2, "calculated": 3}
+    frame = (
+        column_lineage.with_columns(
+            _rank=pl.col("transform").replace_strict(rank, default=4, return_dtype=pl.Int8)
+        )
+        .sort("_rank", descending=True)
+        .unique(
+            ["space", "name", "column", "upstream_space", "upstream_name", "upstream_column"],
+            keep="first",
+            maintain_order=True,
+        )
+    )
+    for space, name, column, up_space, up_name, up_column, transform in frame.select(
+        "space", "name", "column", "upstream_space", "upstream_name", "upstream_column", "transform"
+    ).iter_rows():
+        downstream = (asset_id(space, name), column)
+        upstream = (asset_id(up_space, up_name), up_column)
+        for node, (s, n, c) in (
+            (downstream, (space, name, column)),
+            (upstream, (up_space, up_name, up_column)),
+        ):
+            if node not in graph:
+                graph.add_node(node, asset=node[0], space=s, name=n, column=c)
+        graph.add_edge(upstream, downstream, transform=transform)
+    return graph
+
+
+def _frame(graph: nx.DiGraph, distances: dict[ColumnNode, int]) -> pl.DataFrame:
+    rows = [
+        (graph.nodes[node]["space"], graph.nodes[node]["name"], graph.nodes[node]["column"], distance)
+        for node, distance in distances.items()
+    ]
+    return pl.DataFrame(
+        rows,
+        schema={"space": pl.Utf8, "name": pl.Utf8, "column": pl.Utf8, "distance": pl.Int32},
+        orient="row",
+    ).sort("distance", "space", "name", "column")
+
+
+def _column_node(graph: nx.DiGraph, asset: str, column: str) -> ColumnNode:
+    node = (asset, column)
+    if node in graph:
+        return node
+    assets = {a for a, _ in graph.nodes}
+    if asset not in assets:
+        raise unknown_asset_error(asset, assets, what="asset with column lineage")
+    close = difflib.get_close_matches(column, sorted(c for a, c in graph.nodes if a == asset), n=3)
+    raise ConfigError(
+        f"column {column!r} of asset {asset} has no column lineage.",
+        hint=f"Did you mean {', '.join(close)}?" if close else None,
+    )
+
+
+def column_upstream(graph: nx.DiGraph, asset: str, column: str, *, depth: int | None = None) -> pl.DataFrame:
+    """Every column the given column is computed from, with its distance (1 = read directly)."""
+    node = _column_node(graph, asset, column)
+    distances = nx.single_source_shortest_path_length(graph.reverse(copy=False), node, cutoff=depth)
+    distances.pop(node, None)
+    return _frame(graph, distances)
+
+
+def column_impact(graph: nx.DiGraph, asset: str, column: str, *, depth: int | None = None) -> pl.DataFrame:
+    """Every column computed (directly or not) from the given column, with its distance."""
+    node = _column_node(graph, asset, column)
+    distances = nx.single_source_shortest_path_length(graph, node, cutoff=depth)
+    distances.pop(node, None)
+    return _frame(graph, distances)
+
+
+def infer_column_types(
+    columns: pl.DataFrame, column_lineage: pl.DataFrame, *, max_depth: int = 64
+) -> pl.DataFrame:
+    """Give columns without a type (`source_type` null or empty) the type of the column they come from.
+
+    Follows `direct`, `renamed` and `measure` lineage through any depth (up to `max_depth` steps); a column
+    typed this way gets `type_origin="lineage"`. When a column has several typed upstreams, the first in
+    upstream order wins. Columns that stay untyped are returned unchanged.
+    """
+    keys = ["space", "name", "column"]
+    links = (
+        column_lineage.filter(pl.col("transform").is_in(TYPE_PRESERVING))
+        .select(*keys, "upstream_space", "upstream_name", "upstream_column")
+        .unique(maintain_order=True)
+    )
+    result = columns
+    for _ in range(max_depth):
+        untyped = pl.col("source_type").is_null() | (pl.col("source_type") == "")
+        typed = result.filter(~untyped).select(
+            pl.col("space").alias("upstream_space"),
+            pl.col("name").alias("upstream_name"),
+            pl.col("column").alias("upstream_column"),
+            *[pl.col(f).alias(f"_up_{f}") for f in _TYPE_FIELDS],
+        )
+        found = (
+            result.filter(untyped)
+            .select(keys)
+            .join(links, on=keys)
+            .join(typed, on=["upstream_space", "upstream_name", "upstream_column"])
+            .unique(keys, keep="first", maintain_order=True)
+            .select(*keys, *[f"_up_{f}" for f in _TYPE_FIELDS])
+        )
+        if found.height == 0:
+            break
+        result = (
+            result.join(found, on=keys, how="left")
+            .with_columns(
+                *[
+                    pl.when(pl.col("_up_source_type").is_not_null())
+                    .then(pl.col(f"_up_{f}"))
+                    .otherwise(pl.col(f))
+                    .cast(result.schema[f])
+                    .alias(f)
+                    for f in _TYPE_FIELDS
+                ],
+                type_origin=pl.when(pl.col("_up_source_type").is_not_null())
+                .then(pl.lit("lineage"))
+                .otherwise(pl.col("type_origin")),
+            )
+            .drop([f"_up_{f}" for f in _TYPE_FIELDS])
+        )
+    return result

@@ -1,0 +1,168 @@
+"""Priority batch planning: which assets are written in which batch, and which are held.
+
+The algorithm (`plan_batches`):
+
+1. Dependencies are the data-flow edges (`from`, `join`, `union`, `fact_source`, `dimension_source`, `flow`)
+   between assets of this run, upstream → downstream; relationship edges and self-loops of any kind are no
+   dependencies, except a data-flow self-loop, which is a cycle of one.
+2. Cycles: every strongly connected component with more than one member (or a data-flow self-loop) is a cycle.
+   Its members are held with a reason naming all of them; every data-flow dependent of a member is held with
+   "upstream S.X is held: <reason>". Assets in `blocked` are held with their own reason and their dependents
+   likewise. Held assets still get a batch (so the frame is complete) but are not to be written.
+3. Priority: each asset has a tier, the index of its kind in `priority` (unlisted kinds come after all listed
+   ones). Its *effective* tier is the smallest tier among itself and everything downstream of it, so the upstream
+   closure of a high-priority asset inherits that priority. Assets are scheduled tier group by tier group: the
+   group of effective tier 0 first, then 1, and so on; inside a group, batches are the topological generations
+   of the group (each asset as early as its dependencies allow). A group's batches start after the previous
+   group's last batch. The upstreams of an asset always sit in the same or an earlier group, so every asset's
+   batch is greater than each of its data-flow upstreams' batches, and no lower-priority work is scheduled
+   before a higher-priority asset that does not need it.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import polars as pl
+
+from metasync.models import DATA_FLOW_EDGE_KINDS
+
+PLAN_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "space": pl.Utf8,
+    "name": pl.Utf8,
+    "kind": pl.Utf8,
+    "batch": pl.Int32,
+    "priority": pl.Int32,
+    "held_reason": pl.Utf8,
+    "upstreams": pl.List(pl.Utf8),
+}
+
+
+def _ids(space: str = "space", name: str = "name") -> pl.Expr:
+    return pl.concat_str([pl.col(space), pl.lit("."), pl.col(name)])
+
+
+def run_dependencies(assets: pl.DataFrame, edges: pl.DataFrame) -> pl.DataFrame:
+    """The distinct data-flow dependencies between assets of this run: `upstream`, `downstream` (ASSET_IDs).
+
+    Data-flow self-loops are kept (they are cycles); everything else that is not data flow is dropped.
+    """
+    ids = assets.select(_ids().alias("id"))
+    deps = (
+        edges.lazy()
+        .filter(pl.col("kind").is_in(DATA_FLOW_EDGE_KINDS))
+        .select(
+            _ids("source_space", "source_name").alias("upstream"),
+            _ids("target_space", "target_name").alias("downstream"),
+        )
+        .unique()
+        .join(ids.lazy(), left_on="upstream", right_on="id", how="semi")
+        .join(ids.lazy(), left_on="downstream", right_on="id", how="semi")
+        .sort("upstream", "downstream")
+        .collect()
+    )
+    return deps
+
+
+def _cycle_reason(graph: nx.DiGraph, members: set[str]) -> str:
+    """'dependency cycle: S.A -> S.B -> S.A', naming every member of the strongly connected component."""
+    sub = graph.subgraph(members)
+    start = min(members)
+    cycle = [u for u, _ in nx.find_cycle(sub, source=start)]
+    path = " -> ".join([*cycle, cycle[0]])
+    rest = sorted(members - set(cycle))
+    return f"dependency cycle: {path}" + (f" (also in the cycle: {', '.join(rest)})" if rest else "")
+
+
+def _held(graph: nx.DiGraph, components: list[set[str]], blocked: dict[str, str]) -> dict[str, str]:
+    """Held assets and why: cycle members, blocked assets, and the data-flow dependents of either."""
+    held: dict[str, str] = {}
+    roots: list[tuple[str, str]] = []  # (asset, reason its dependents inherit)
+    for members in components:
+        if len(members) > 1 or graph.has_edge(next(iter(members)), next(iter(members))):
+            reason = _cycle_reason(graph, members)
+            for member in sorted(members):
+                held[member] = reason
+            roots.append((min(members), reason))
+    for node, reason in sorted(blocked.items()):
+        if node in graph and node not in held:
+            held[node] = reason
+            roots.append((node, reason))
+    for root, reason in roots:
+        for dependent in sorted(nx.descendants(graph, root)):
+            held.setdefault(dependent, f"upstream {root} is held: {reason}")
+    return held
+
+
+def _schedule(graph: nx.DiGraph, components: list[set[str]], tiers: dict[str, int]) -> dict[str, int]:
+    """Batch per asset: tier groups in order, topological generations inside each group (see module doc)."""
+    condensed = nx.condensation(graph, scc=components)
+    members = condensed.graph["mapping"]  # node -> component index
+    effective: dict[int, int] = {}
+    for component in reversed(list(nx.topological_sort(condensed))):
+        own = min(tiers[node] for node in condensed.nodes[component]["members"])
+        below = (effective[succ] for succ in condensed.successors(component))
+        effective[component] = min(own, *below) if condensed.out_degree(component) else own
+    batches: dict[int, int] = {}
+    offset = 0
+    for tier in sorted(set(effective.values())):
+        group = condensed.subgraph([c for c, t in effective.items() if t == tier])
+        generation = -1
+        for generation, layer in enumerate(nx.topological_generations(group)):
+            for component in layer:
+                batches[component] = offset + generation
+        offset += generation + 1
+    return {node: batches[component] for node, component in members.items()}
+
+
+def plan_batches(
+    assets: pl.DataFrame,
+    edges: pl.DataFrame,
+    *,
+    priority: list[str],
+    blocked: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """The plan of this run's assets: one row per asset of `assets` (`space`, `name`, `kind`).
+
+    Columns (PLAN_SCHEMA): `space`, `name`, `kind`, `batch` (0-based), `priority` (index of the kind in
+    `priority`, unlisted kinds after), `held_reason` (null when the asset can be written), `upstreams` (ASSET_IDs
+    of its direct data-flow upstreams in this run). `blocked` (`space`, `name`, `reason`) lists assets held for
+    other reasons; their data-flow dependents are held too. Rows are sorted by batch, priority, space, name.
+    """
+    tiers_of = {kind: index for index, kind in enumerate(priority)}
+    frame = (
+        assets.select("space", "name", "kind")
+        .unique(["space", "name"], keep="first", maintain_order=True)
+        .with_columns(
+            id=_ids(),
+            priority=pl.col("kind").replace_strict(tiers_of, default=len(priority), return_dtype=pl.Int32),
+        )
+    )
+    deps = run_dependencies(frame, edges)
+    graph: nx.DiGraph = nx.DiGraph()
+    graph.add_nodes_from(frame["id"].to_list())
+    graph.add_edges_from(deps.iter_rows())
+    blocked_reasons: dict[str, str] = {}
+    if blocked is not None and blocked.height:
+        blocked_reasons = dict(blocked.select(_ids().alias("id"), pl.col("reason").cast(pl.Utf8)).iter_rows())
+    components = list(nx.strongly_connected_components(graph))
+    held = _held(graph, components, blocked_reasons)
+    graph.remove_edges_from(list(nx.selfloop_edges(graph)))
+    batches = _schedule(
+        graph, components, dict(zip(frame["id"].to_list(), frame["priority"].to_list(), strict=True))
+    )
+    upstreams = (
+        deps.filter(pl.col("upstream") != pl.col("downstream"))
+        .group_by("downstream")
+        .agg(pl.col("upstream").sort().alias("upstreams"))
+    )
+    return (
+        frame.join(upstreams, left_on="id", right_on="downstream", how="left")
+        .with_columns(
+            batch=pl.col("id").replace_strict(batches, return_dtype=pl.Int32),
+            held_reason=pl.col("id").replace_strict(held, default=None, return_dtype=pl.Utf8),
+            upstreams=pl.col("upstreams").fill_null(pl.lit([], dtype=pl.List(pl.Utf8))),
+        )
+        .select(list(PLAN_SCHEMA))
+        .cast(PLAN_SCHEMA)  # type: ignore[arg-type]
+        .sort("batch", "priority", "space", "name")
+    )
