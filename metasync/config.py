@@ -61,6 +61,10 @@ class DatasphereSourceConfig(_Strict):
     timeout: float = Field(default=30.0, gt=0)
     max_workers: int = Field(default=4, ge=1, le=64)
     max_retries: int = Field(default=5, ge=0, le=20)
+    retry_backoff: float = Field(
+        default=0.5, ge=0, description="seconds before the first retry when no Retry-After is sent; doubles"
+    )
+    max_backoff: float = Field(default=60.0, ge=0, description="longest wait before one retry, in seconds")
     incremental: bool = True
     language: str = "en"
 
