@@ -1,0 +1,30 @@
+"""The Python API: `sync`, `plan` and `lineage`."""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from metasync.config import load_config
+from metasync.graph.lineage import build_lineage_graph
+from metasync.pipeline import ConfigInput, SyncResult, read_source, run
+
+
+def sync(config: ConfigInput, *, env: str | None = None, dry_run: bool = False) -> SyncResult:
+    """Synchronise the source into the target once (or only plan, with `dry_run`).
+
+    `config` is a path to a YAML file, a dict, or a `metasync.config.Config`. Raises `MetasyncError`
+    subclasses for run-level problems (bad configuration, unreadable source or target); per-asset problems
+    are rows of the result.
+    """
+    return run(config, env=env, dry_run=dry_run)
+
+
+def plan(config: ConfigInput, *, env: str | None = None) -> SyncResult:
+    """What `sync` would do, against the target's current state; nothing is written to the target."""
+    return run(config, env=env, dry_run=True)
+
+
+def lineage(config: ConfigInput, *, env: str | None = None) -> nx.DiGraph:
+    """The asset-level lineage graph of the source: nodes keyed by ASSET_ID (`SPACE.NAME`), edges with a `kind`."""
+    frames = read_source(load_config(config, env=env))
+    return build_lineage_graph(frames.assets, frames.edges)

@@ -1,0 +1,197 @@
+"""The `metasync` command line: sync, plan, lineage."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from metasync.errors import ConfigError, ExitCode, MetasyncError
+from metasync.targets.base import ProgressCallback
+
+app = typer.Typer(
+    name="metasync",
+    help="Synchronise SAP Datasphere catalog metadata into the AWS Glue Data Catalog.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="Configuration file (YAML).", show_default=False)
+]
+EnvOption = Annotated[str | None, typer.Option("--env", help="Environment from the config's `environments`.")]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
+
+
+class Direction(str, Enum):
+    upstream = "upstream"
+    downstream = "downstream"
+    both = "both"
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    graphml = "graphml"
+    mermaid = "mermaid"
+
+
+def _guard(debug: bool, action: Callable[[], T]) -> T:
+    """Run `action`; turn metasync errors into one sentence on stderr and the contract's exit code."""
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, stream=sys.stderr)
+    try:
+        return action()
+    except MetasyncError as exc:
+        if debug:
+            err.print_exception()
+        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(int(exc.exit_code)) from None
+    except Exception as exc:  # an unexpected failure still ends with one sentence unless --debug
+        if debug:
+            raise
+        err.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (run again with --debug for details)",
+            markup=True,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(int(ExitCode.UNREACHABLE)) from None
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[int], ProgressCallback] | None]:
+    if not enabled:
+        yield None
+        return
+    bar = Progress(
+        TextColumn("writing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    with bar:
+
+        def start(total: int) -> ProgressCallback:
+            task = bar.add_task("write", total=total)
+            return lambda n: bar.advance(task, n)
+
+        yield start
+
+
+def _print_summary(result: Any, *, title: str) -> None:
+    summary = result.summary
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("count")
+    table.add_column("assets", justify="right")
+    for key, value in summary["counts"].items():
+        table.add_row(key, str(value))
+    out.print(table)
+    calls = ", ".join(f"{k} {v}" for k, v in summary["api_calls"].items()) or "none"
+    out.print(f"target calls: {calls}")
+    problems = result.plan.filter(result.plan["action"].is_in(["quarantine", "conflict", "skip"]) | (result.plan["status"] == "failed"))
+    for row in problems.head(20).iter_rows(named=True):
+        out.print(f"  [yellow]{row['action']}[/] {row['space']}.{row['name']}: {row['reason']}", highlight=False)
+    if problems.height > 20:
+        out.print(f"  ... and {problems.height - 20} more (see the audit folder)")
+    out.print(f"status: [bold]{summary['status']}[/]  audit: {result.audit_dir}")
+
+
+@app.command()
+def sync(
+    config: ConfigOption,
+    env: EnvOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan against the target; write nothing.")] = False,
+    delete_stale: Annotated[
+        bool, typer.Option("--delete-stale", help="Delete managed tables whose source asset is gone.")
+    ] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Synchronise the source into the target."""
+    from metasync.pipeline import run
+
+    def action() -> Any:
+        with _progress(not dry_run and err.is_terminal) as progress:
+            return run(config, env=env, dry_run=dry_run, delete_stale=delete_stale or None, progress=progress)
+
+    result = _guard(debug, action)
+    _print_summary(result, title="metasync plan (dry run)" if dry_run else "metasync sync")
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def plan(config: ConfigOption, env: EnvOption = None, debug: DebugOption = False) -> None:
+    """Show what a sync would do, against the target's current state."""
+    from metasync.pipeline import run
+
+    result = _guard(debug, lambda: run(config, env=env, dry_run=True))
+    changes = result.plan.filter(~result.plan["action"].is_in(["unchanged"]))
+    table = Table(title="plan", header_style="bold")
+    for col in ("batch", "action", "asset", "glue table", "reason"):
+        table.add_column(col)
+    for row in changes.head(200).iter_rows(named=True):
+        table.add_row(
+            str(row["batch"]),
+            row["action"],
+            f"{row['space']}.{row['name']}",
+            f"{row['glue_database']}.{row['glue_table']}",
+            row.get("column_changes") or row.get("reason") or "",
+        )
+    if changes.height:
+        out.print(table)
+    if changes.height > 200:
+        out.print(f"... {changes.height - 200} more rows in {result.audit_dir}/plan.csv")
+    _print_summary(result, title="metasync plan")
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def lineage(
+    config: ConfigOption,
+    env: EnvOption = None,
+    asset: Annotated[str | None, typer.Option("--asset", help="ASSET_ID (SPACE.NAME) to centre on.")] = None,
+    direction: Annotated[Direction, typer.Option("--direction")] = Direction.both,
+    depth: Annotated[int | None, typer.Option("--depth", min=0, help="Steps from --asset (default: all).")] = None,
+    fmt: Annotated[Format, typer.Option("--format")] = Format.table,
+    debug: DebugOption = False,
+) -> None:
+    """Print the lineage graph, or the part of it around one asset."""
+    from metasync.api import lineage as build
+    from metasync.graph.export import render
+
+    def action() -> str:
+        if depth is not None and asset is None:
+            raise ConfigError("--depth needs --asset: it counts steps from that asset.")
+        graph = build(config, env=env)
+        return render(graph, fmt.value, asset=asset, direction=direction.value, depth=depth)
+
+    text = _guard(debug, action)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,509 @@
+"""One run: extract → map → rules → validate → diff → plan → write → audit."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from metasync.audit.writer import AuditLog, new_run_id
+from metasync.config import Config, CsnSourceConfig, LocalTargetConfig, load_config
+from metasync.diff import column_changes, content_hashes, diff_tables, stale_tables
+from metasync.errors import ExitCode, MetasyncError
+from metasync.graph.planning import plan_batches
+from metasync.models import Event, SourceFrames
+from metasync.sources.base import Source
+from metasync.targets.base import ProgressCallback, Target, TargetState, WriteRequest
+from metasync.targets.payload import database_input, finalize_table_input
+from metasync.transform.mapping import finish_text, map_assets, map_columns, resolve_names, table_inputs
+from metasync.transform.rules import compile_rules
+from metasync.validate.glue_limits import GLUE_COLUMN_SCHEMA, GLUE_TABLE_SCHEMA, find_violations
+
+log = logging.getLogger(__name__)
+
+ConfigInput = str | os.PathLike[str] | dict[str, Any] | Config
+ProgressFactory = Callable[[int], ProgressCallback]
+
+PLAN_COLUMNS = [
+    "space",
+    "name",
+    "kind",
+    "glue_database",
+    "glue_table",
+    "batch",
+    "priority",
+    "action",
+    "status",
+    "reason",
+]
+WRITE_ACTIONS = ("create", "update", "delete")
+
+
+@dataclass
+class SyncResult:
+    """What a run produced: the summary (as summary.json), the audit events and the frames."""
+
+    summary: dict[str, Any]
+    events: pl.DataFrame
+    assets: pl.DataFrame
+    columns: pl.DataFrame
+    plan: pl.DataFrame
+    edges: pl.DataFrame = field(default_factory=pl.DataFrame)
+    column_lineage: pl.DataFrame = field(default_factory=pl.DataFrame)
+    audit_dir: Path | None = None
+
+    @property
+    def status(self) -> str:
+        return str(self.summary["status"])
+
+    @property
+    def exit_code(self) -> int:
+        return int(ExitCode.OK if self.status == "succeeded" else ExitCode.PARTIAL)
+
+
+# ------------------------------------------------------------------ connectors
+def make_source(config: Config) -> Source:
+    if isinstance(config.source, CsnSourceConfig):
+        from metasync.sources.csn import CsnSource
+
+        return CsnSource(config.source)
+    from metasync.sources.datasphere.source import DatasphereSource
+
+    return DatasphereSource(config.source)
+
+
+def make_target(config: Config) -> Target:
+    if isinstance(config.target, LocalTargetConfig):
+        from metasync.targets.local import LocalTarget
+
+        return LocalTarget(config.target)
+    from metasync.targets.glue import GlueTarget
+
+    return GlueTarget(config.target)
+
+
+# ------------------------------------------------------------------ stages
+def read_source(config: Config) -> SourceFrames:
+    """Read the configured source into frames (run-level problems raise)."""
+    return make_source(config).read()
+
+
+def map_frames(config: Config, frames: SourceFrames) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Source frames → Glue-mapped assets and columns (rules applied, names resolved, text within limits)."""
+    apply_rules = compile_rules(config.rules, env=config.env)
+    assets = map_assets(frames.assets.lazy(), frames.columns.lazy(), frames.edges.lazy())
+    columns = map_columns(frames.columns.lazy())
+    assets, columns = apply_rules(assets, columns)
+    assets, columns = finish_text(assets, columns)
+    assets_df, columns_df = pl.collect_all([assets, columns])
+    return resolve_names(assets_df, columns_df)
+
+
+def _quarantine(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame:
+    """One row per quarantined asset with its reasons."""
+    violations = find_violations(assets, columns)
+    return violations.group_by("space", "name", maintain_order=True).agg(
+        reason=pl.concat_str(
+            [pl.col("message"), pl.when(pl.col("subject").is_not_null()).then(pl.format(" ({})", "subject"))],
+            ignore_nulls=True,
+        ).str.join("; "),
+        hint=pl.col("hint").first(),
+        checks=pl.col("check"),
+    )
+
+
+def _held(plan: pl.DataFrame) -> pl.DataFrame:
+    return plan.filter(pl.col("action").is_in(["quarantine", "conflict"])).select(
+        "space", "name", pl.col("reason").fill_null("held")
+    )
+
+
+def _summary(
+    run_id: str,
+    status: str,
+    dry_run: bool,
+    started: datetime,
+    plan: pl.DataFrame,
+    calls: dict[str, int],
+    retries: dict[str, int],
+) -> dict[str, Any]:
+    def count(action: str, statuses: tuple[str, ...] = ("ok", "planned")) -> int:
+        return plan.filter((pl.col("action") == action) & pl.col("status").is_in(statuses)).height
+
+    assets = plan.filter(pl.col("action") != "delete").select("space", "name").n_unique() if plan.height else 0
+    return {
+        "run_id": run_id,
+        "status": status,
+        "dry_run": dry_run,
+        "started_at": started.isoformat().replace("+00:00", "Z"),
+        "finished_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "counts": {
+            "assets": assets,
+            "created": count("create"),
+            "updated": count("update"),
+            "unchanged": count("unchanged"),
+            "deleted": count("delete"),
+            "failed": plan.filter(pl.col("status") == "failed").height,
+            "skipped": plan.filter((pl.col("action") == "skip") | (pl.col("status") == "skipped")).height,
+            "quarantined": count("quarantine", ("held",)),
+            "conflicts": count("conflict", ("held",)),
+        },
+        "api_calls": calls,
+        "api_retries": retries,
+    }
+
+
+def _asset_events(plan: pl.DataFrame, dry_run: bool) -> pl.DataFrame:
+    """One audit event per plan row, built as a frame."""
+    severity = (
+        pl.when(pl.col("status") == "failed")
+        .then(pl.lit("error"))
+        .when(pl.col("action").is_in(["quarantine", "conflict"]))
+        .then(pl.lit("error"))
+        .when(pl.col("action") == "skip")
+        .then(pl.lit("warning"))
+        .otherwise(pl.lit("info"))
+    )
+    verb = pl.lit("would be " if dry_run else "")
+    message = pl.concat_str(
+        [
+            pl.col("space"),
+            pl.lit("."),
+            pl.col("name"),
+            pl.lit(" → "),
+            pl.col("glue_database").fill_null("?"),
+            pl.lit("."),
+            pl.col("glue_table").fill_null("?"),
+            pl.lit(": "),
+            pl.when(pl.col("status") == "failed")
+            .then(pl.lit("failed"))
+            .when(pl.col("status") == "skipped")
+            .then(pl.lit("skipped"))
+            .otherwise(
+                pl.col("action").replace(
+                    {
+                        "create": "created",
+                        "update": "updated",
+                        "unchanged": "unchanged",
+                        "delete": "deleted",
+                        "skip": "skipped",
+                        "quarantine": "quarantined",
+                        "conflict": "held as a conflict",
+                    }
+                )
+                .pipe(lambda e: pl.when(pl.col("action").is_in(list(WRITE_ACTIONS))).then(verb + e).otherwise(e))
+            ),
+            pl.when(pl.col("reason").is_not_null()).then(pl.lit(": ") + pl.col("reason")),
+        ],
+        ignore_nulls=True,
+    )
+    details = pl.struct(
+        "kind", "glue_database", "glue_table", "batch", "priority", pl.col("error_code"), pl.col("column_changes")
+    ).struct.json_encode()
+    return plan.select(
+        event=pl.lit("asset"),
+        severity=severity,
+        space="space",
+        name="name",
+        action="action",
+        status="status",
+        message=message,
+        details=details,
+        hint="hint",
+    )
+
+
+# ------------------------------------------------------------------ the run
+def run(
+    config: ConfigInput,
+    *,
+    env: str | None = None,
+    dry_run: bool = False,
+    delete_stale: bool | None = None,
+    progress: ProgressFactory | None = None,
+) -> SyncResult:
+    """Sync (or, with `dry_run`, plan) once. Run-level problems raise `MetasyncError` after the audit is written."""
+    cfg = load_config(config, env=env)
+    started = datetime.now(UTC)
+    run_id = new_run_id(started)
+    audit = AuditLog(run_id)
+    audit.add(
+        Event(
+            "run_started",
+            "info",
+            f"run {run_id} started ({'dry run' if dry_run else 'sync'}"
+            f"{', environment ' + cfg.env if cfg.env else ''}).",
+            details={"source": cfg.source.kind, "target": cfg.target.kind, "env": cfg.env, "dry_run": dry_run},
+        )
+    )
+    reached: list[Target] = []
+    try:
+        return _run(cfg, audit, run_id, started, dry_run, delete_stale, progress, reached)
+    except MetasyncError as exc:
+        audit.add(Event("run_failed", "error", exc.message, hint=exc.hint, details={"error": type(exc).__name__}))
+        calls = reached[0].calls.as_dict() if reached else {}
+        empty_plan = pl.DataFrame(schema={c: pl.Utf8 for c in PLAN_COLUMNS})
+        summary = _summary(run_id, "failed", dry_run, started, empty_plan, calls, {})
+        audit.write(cfg.audit.dir, summary, None)
+        raise
+
+
+def _run(
+    cfg: Config,
+    audit: AuditLog,
+    run_id: str,
+    started: datetime,
+    dry_run: bool,
+    delete_stale: bool | None,
+    progress: ProgressFactory | None,
+    reached: list[Target],
+) -> SyncResult:
+    t0 = time.perf_counter()
+    compile_rules(cfg.rules, env=cfg.env)  # bad rules fail before any data moves
+    frames = read_source(cfg)
+    audit.extend(frames.events)
+    assets, columns = map_frames(cfg, frames)
+
+    # Validate: rows breaking Glue's limits are quarantined, the rest must pass the schemas.
+    quarantined = _quarantine(assets, columns)
+    ok_assets = assets.join(quarantined, on=["space", "name"], how="anti")
+    ok_columns = columns.join(quarantined, on=["space", "name"], how="anti")
+    GLUE_TABLE_SCHEMA.validate(ok_assets)
+    GLUE_COLUMN_SCHEMA.validate(ok_columns)
+
+    desired = table_inputs(ok_assets, ok_columns)
+    desired = desired.with_columns(content_hashes(desired["table_input"]))
+
+    target = make_target(cfg)
+    reached.append(target)
+    databases = assets["glue_database"].unique().sort().to_list()
+    state = target.read_state(databases)
+
+    diffed = diff_tables(desired, state)
+    duplicate = pl.col("conflict_files").list.len() > 0
+    diffed = diffed.with_columns(
+        action=pl.when(duplicate).then(pl.lit("conflict")).otherwise(pl.col("action")),
+        reason=pl.when(duplicate)
+        .then(pl.format("defined differently in {}", pl.col("conflict_files").list.join(", ")))
+        .otherwise(pl.col("reason")),
+        conflict_type=pl.when(duplicate).then(pl.lit("duplicate")).otherwise(pl.col("conflict_type")),
+    )
+    rows = pl.concat(
+        [
+            diffed.select(
+                "space",
+                "name",
+                "kind",
+                "glue_database",
+                "glue_table",
+                "action",
+                "reason",
+                "hash",
+                "table_input",
+                "version_id",
+                "current_definition",
+                pl.lit(None, dtype=pl.Utf8).alias("hint"),
+            ),
+            assets.join(quarantined, on=["space", "name"], how="inner").select(
+                "space",
+                "name",
+                "kind",
+                "glue_database",
+                "glue_table",
+                pl.lit("quarantine").alias("action"),
+                "reason",
+                pl.lit(None, dtype=pl.Utf8).alias("hash"),
+                pl.lit(None, dtype=pl.Utf8).alias("table_input"),
+                pl.lit(None, dtype=pl.Utf8).alias("version_id"),
+                pl.lit(None, dtype=pl.Utf8).alias("current_definition"),
+                "hint",
+            ),
+        ]
+    )
+
+    # Stale managed tables: only on request, only after a complete read, within the safety share.
+    do_delete = cfg.sync.delete_stale if delete_stale is None else delete_stale
+    refused = False
+    if do_delete:
+        stale, refused = _stale_rows(cfg, frames, desired, state, audit)
+        if stale.height:
+            rows = pl.concat([rows, stale], how="diagonal_relaxed")
+
+    # Plan: dependency batches and priority; dependents of held assets are skipped.
+    planned = plan_batches(
+        rows.filter(pl.col("action") != "delete").select("space", "name", "kind"),
+        frames.edges,
+        priority=cfg.sync.priority,
+        blocked=_held(rows),
+    )
+    plan = rows.join(planned, on=["space", "name"], how="left", maintain_order="left").with_columns(
+        batch=pl.col("batch").fill_null(0).cast(pl.Int32),
+        priority=pl.col("priority").fill_null(0).cast(pl.Int32),
+        upstreams=pl.col("upstreams").fill_null(pl.lit([], dtype=pl.List(pl.Utf8))),
+    )
+    skip = pl.col("held_reason").is_not_null() & pl.col("action").is_in(["create", "update", "unchanged"])
+    plan = plan.with_columns(
+        action=pl.when(skip).then(pl.lit("skip")).otherwise(pl.col("action")),
+        reason=pl.when(skip).then(pl.col("held_reason")).otherwise(pl.col("reason")),
+    ).drop("held_reason")
+    plan = plan.with_columns(
+        status=pl.when(pl.col("action").is_in(["quarantine", "conflict", "skip"]))
+        .then(pl.lit("held"))
+        .when(pl.col("action") == "unchanged")
+        .then(pl.lit("ok"))
+        .otherwise(pl.lit("planned")),
+        hint=pl.when(pl.col("hint").is_not_null())
+        .then(pl.col("hint"))
+        .when(pl.col("action") == "conflict")
+        .then(pl.lit("Resolve the conflict (rename with a naming rule, or remove the other table), then sync again."))
+        .when(pl.col("action") == "skip")
+        .then(pl.lit("Fix the upstream asset named in the reason; this one follows on the next run.")),
+    )
+    plan = _with_column_changes(plan)
+
+    # Write.
+    if not dry_run:
+        plan = _write(plan, assets, state, target, progress)
+    else:
+        plan = plan.with_columns(error_code=pl.lit(None, dtype=pl.Utf8))
+
+    plan = plan.sort("batch", "priority", "space", "name")
+    audit.add_frame(_asset_events(plan, dry_run))
+    incomplete = frames.incomplete or refused
+    problems = plan.filter(
+        pl.col("action").is_in(["quarantine", "conflict", "skip"]) | pl.col("status").is_in(["failed", "skipped"])
+    ).height
+    status = "partial" if (problems or incomplete) else "succeeded"
+    summary = _summary(
+        run_id, status, dry_run, started, plan, target.calls.as_dict(), dict(sorted(target.calls.retries.items()))
+    )
+    audit.add(
+        Event(
+            "run_finished",
+            "info" if status == "succeeded" else "warning",
+            f"run {run_id} {status} in {time.perf_counter() - t0:.1f}s: "
+            + ", ".join(f"{v} {k}" for k, v in summary["counts"].items() if v),
+            details=summary["counts"],
+        )
+    )
+    audit_dir = audit.write(cfg.audit.dir, summary, plan)
+    return SyncResult(
+        summary=summary,
+        events=audit.frame(),
+        assets=assets,
+        columns=columns,
+        plan=plan.select([c for c in plan.columns if c not in ("table_input", "current_definition")]),
+        edges=frames.edges,
+        column_lineage=frames.column_lineage,
+        audit_dir=audit_dir,
+    )
+
+
+def _with_column_changes(plan: pl.DataFrame) -> pl.DataFrame:
+    """Column-level differences for updates (the few rows that change), as JSON text."""
+    updates = plan.filter(pl.col("action") == "update")
+    changes = [
+        column_changes(new, old)
+        for new, old in zip(updates["table_input"].to_list(), updates["current_definition"].to_list(), strict=True)
+    ]
+    frame = updates.select("space", "name").with_columns(
+        column_changes=pl.Series([str(c) if any(c.values()) else None for c in changes], dtype=pl.Utf8)
+    )
+    return plan.join(frame, on=["space", "name"], how="left", maintain_order="left")
+
+
+def _stale_rows(
+    cfg: Config, frames: SourceFrames, desired: pl.DataFrame, state: TargetState, audit: AuditLog
+) -> tuple[pl.DataFrame, bool]:
+    """Delete rows for stale managed tables, or none with an error event when deleting is not safe."""
+    if frames.incomplete:
+        audit.add(
+            Event(
+                "delete_refused",
+                "error",
+                "stale tables were not deleted because the source was not read completely.",
+                hint="Fix the source errors above; deletion runs only after a complete read.",
+            )
+        )
+        return pl.DataFrame(), True
+    spaces = frames.assets["space"].unique().to_list()
+    stale = stale_tables(desired, state, spaces)
+    managed = state.tables.filter(pl.col("managed")).height
+    if stale.height and managed and stale.height / managed > cfg.sync.max_delete_fraction:
+        audit.add(
+            Event(
+                "delete_refused",
+                "error",
+                f"refusing to delete {stale.height} of {managed} managed tables "
+                f"({stale.height / managed:.0%} > sync.max_delete_fraction {cfg.sync.max_delete_fraction:.0%}).",
+                details={"stale": stale.height, "managed": managed, "max_fraction": cfg.sync.max_delete_fraction},
+                hint="Check that the source is complete; raise sync.max_delete_fraction if the deletion is intended.",
+            )
+        )
+        return pl.DataFrame(), True
+    return (
+        stale.with_columns(
+            kind=pl.lit("table"),
+            action=pl.lit("delete"),
+            reason=pl.lit("the source asset no longer exists"),
+        ),
+        False,
+    )
+
+
+def _write(
+    plan: pl.DataFrame,
+    assets: pl.DataFrame,
+    state: TargetState,
+    target: Target,
+    progress: ProgressFactory | None,
+) -> pl.DataFrame:
+    todo = plan.filter(pl.col("action").is_in(list(WRITE_ACTIONS)))
+    if todo.is_empty():
+        return plan.with_columns(error_code=pl.lit(None, dtype=pl.Utf8))
+    writes = todo.filter(pl.col("action") != "delete")
+    final = [
+        finalize_table_input(text, digest)
+        for text, digest in zip(writes["table_input"].to_list(), writes["hash"].to_list(), strict=True)
+    ]
+    writes = writes.with_columns(table_input=pl.Series(final, dtype=pl.Utf8))
+    tables = pl.concat(
+        [writes, todo.filter(pl.col("action") == "delete").with_columns(table_input=pl.lit(None, dtype=pl.Utf8))]
+    ).sort("batch", "priority", maintain_order=True)
+    needed = writes.select("glue_database").unique()
+    spaces = assets.select("glue_database", "space").unique("glue_database", keep="first")
+    new_dbs = (
+        needed.join(state.databases.select("glue_database"), on="glue_database", how="anti")
+        .join(spaces, on="glue_database", how="left")
+        .sort("glue_database")
+    )
+    new_dbs = new_dbs.with_columns(
+        database_input=pl.Series(
+            [database_input(d, s) for d, s in zip(new_dbs["glue_database"], new_dbs["space"], strict=True)],
+            dtype=pl.Utf8,
+        )
+    )
+    callback = progress(tables.height) if progress is not None else None
+    outcomes = target.write(WriteRequest(databases=new_dbs, tables=tables), callback)
+    outcome_cols = outcomes.select(
+        "space",
+        "name",
+        "action",
+        pl.col("status").alias("_status"),
+        "error_code",
+        pl.col("message").alias("_message"),
+        pl.col("hint").alias("_hint"),
+    )
+    merged = plan.join(outcome_cols, on=["space", "name", "action"], how="left", maintain_order="left")
+    return merged.with_columns(
+        status=pl.coalesce("_status", "status"),
+        reason=pl.coalesce("_message", "reason"),
+        hint=pl.coalesce("_hint", "hint"),
+    ).drop("_status", "_message", "_hint")

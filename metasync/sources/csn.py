@@ -1,0 +1,808 @@
+"""Read Datasphere / CAP CSN documents into the assets, columns, edges and column-lineage frames.
+
+The walk over definitions and elements is the only per-object Python in the pipeline; it appends plain values
+to column lists, and everything after it (type inference along lineage, kinds of edges, duplicates) is done on
+frames.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+
+from metasync.config import CsnSourceConfig
+from metasync.errors import ConfigError, SourceError
+from metasync.models import (
+    ASSET_SCHEMA,
+    COLUMN_LINEAGE_SCHEMA,
+    COLUMN_SCHEMA,
+    EDGE_SCHEMA,
+    Event,
+    SourceFrames,
+)
+from metasync.sources.csn_lineage import column_lineage_rows
+
+log = logging.getLogger(__name__)
+
+CSN_SUFFIXES = (".json", ".csn")
+ASSOCIATION_TYPES = frozenset({"cds.Association", "cds.Composition"})
+HIERARCHY_PATTERNS = frozenset(
+    {
+        "ANALYTICAL_PARENT_CHILD_HIERARCHY",
+        "ANALYTICAL_PARENT_CHILD_HIERARCHY_WITH_DIRECTORY",
+        "EXTERNAL_HIERARCHY",
+        "HIERARCHY",
+    }
+)
+LABEL_KEYS = ("@EndUserText.label", "@Common.Label", "@title")
+DESCRIPTION_KEYS = ("@EndUserText.quickInfo", "@description", "@Core.Description", "doc")
+_I18N = re.compile(r"^\{i18n>([^}]+)\}$")
+_MAX_TYPE_DEPTH = 32
+
+
+def annotation(value: Any) -> Any:
+    """The value of an annotation in any of its encodings: `"x"`, `{"#": "x"}` or `{"=": "x"}`."""
+    if isinstance(value, dict):
+        if "#" in value:
+            return value["#"]
+        if "=" in value:
+            return value["="]
+    return value
+
+
+def _text(value: Any) -> str | None:
+    value = annotation(value)
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return str(value)
+
+
+@dataclass
+class CsnDocument:
+    """One parsed CSN document and where it came from."""
+
+    origin: str
+    space: str | None
+    payload: dict[str, Any]
+    i18n: dict[str, dict[str, str]] | None = None
+
+
+@dataclass
+class _Doc:
+    """A document with its space contexts resolved, ready for the walk."""
+
+    document: CsnDocument
+    definitions: dict[str, Any]
+    space_prefixes: list[tuple[str, str]]  # (context name + ".", space), longest first
+    business_layer: dict[str, Any]
+    texts: dict[str, str]
+
+    def resolve(self, ref: str) -> tuple[str, str]:
+        """Map a reference name in this document to (space, technical name)."""
+        for prefix, space in self.space_prefixes:
+            if ref.startswith(prefix):
+                return space, ref[len(prefix) :]
+        return self.document.space or "", ref
+
+    def label(self, value: Any) -> str | None:
+        text = _text(value)
+        if text is None:
+            return None
+        match = _I18N.match(text)
+        if match and match.group(1) in self.texts:
+            return self.texts[match.group(1)]
+        return text
+
+
+def _i18n_texts(bundle: dict[str, Any] | None, language: str) -> dict[str, str]:
+    """Flatten an i18n bundle ({lang: {KEY: text}}) for one language, falling back to the default bundle."""
+    if not bundle:
+        return {}
+    texts: dict[str, str] = {}
+    for lang in ("", "en", language.split("_")[0], language):
+        part = bundle.get(lang)
+        if isinstance(part, dict):
+            texts.update({k: v for k, v in part.items() if isinstance(v, str)})
+    return texts
+
+
+@dataclass
+class _Columns:
+    """Column lists the walk appends to; turned into a frame in one go."""
+
+    data: dict[str, list[Any]] = field(
+        default_factory=lambda: {
+            k: []
+            for k in (
+                "space",
+                "name",
+                "column",
+                "ordinal",
+                "source_type",
+                "length",
+                "precision",
+                "scale",
+                "is_key",
+                "not_null",
+                "business_name",
+                "description",
+                "semantic_role",
+                "aggregation",
+                "type_origin",
+                "glue_type_hint",
+                "_asset_row",
+            )
+        }
+    )
+
+
+def _semantic_role(element: dict[str, Any]) -> tuple[str, str | None]:
+    aggregation = _text(element.get("@Aggregation.default"))
+    if aggregation in ("NONE", "NOP"):
+        aggregation = None
+    if "@AnalyticsDetails.measureType" in element or element.get("@Analytics.measure") is True or aggregation:
+        return "measure", aggregation
+    if element.get("@Semantics.text") is True:
+        return "text", aggregation
+    if (
+        element.get("@Analytics.dimension") is True
+        or "@ObjectModel.foreignKey.association" in element
+        or "@ObjectModel.text.association" in element
+    ):
+        return "dimension", aggregation
+    return "attribute", aggregation
+
+
+class _TypeResolver:
+    """Resolves element types through `type` definitions, by name or `{"ref": [...]}`, across documents."""
+
+    def __init__(self, docs: list[_Doc]) -> None:
+        self._by_name: dict[str, dict[str, Any]] = {}
+        for doc in docs:
+            for name, definition in doc.definitions.items():
+                if isinstance(definition, dict):
+                    self._by_name.setdefault(name, definition)
+
+    def resolve(self, element: dict[str, Any], doc: _Doc) -> tuple[str | None, dict[str, Any], str]:
+        """Return (cds base type or None if typeless/unknown, merged facets, origin)."""
+        facets: dict[str, Any] = {}
+        current: dict[str, Any] = element
+        origin = "declared"
+        for _ in range(_MAX_TYPE_DEPTH):
+            for facet in ("length", "precision", "scale", "target", "items", "elements", "srid"):
+                if facet in current and facet not in facets:
+                    facets[facet] = current[facet]
+            type_ = current.get("type")
+            if type_ is None:
+                if "items" in current or "elements" in current:
+                    return ("cds.Array" if "items" in current else "cds.Struct"), facets, origin
+                return None, facets, origin
+            if isinstance(type_, str) and (type_.startswith("cds.") or type_ in ("Association", "Composition")):
+                return (type_ if type_.startswith("cds.") else f"cds.{type_}"), facets, origin
+            found = self._lookup(type_, doc)
+            if found is None:
+                return (type_ if isinstance(type_, str) else orjson.dumps(type_).decode()), facets, "unresolved"
+            current, origin = found, "type"
+        return None, facets, "unresolved"
+
+    def _lookup(self, type_: Any, doc: _Doc) -> dict[str, Any] | None:
+        if isinstance(type_, dict) and isinstance(type_.get("ref"), list):
+            path = [p if isinstance(p, str) else p.get("id", "") for p in type_["ref"]]
+        elif isinstance(type_, str) and ":" in type_:
+            head, _, tail = type_.partition(":")
+            path = [head, *tail.split(".")]
+        elif isinstance(type_, str):
+            path = [type_]
+        else:
+            return None
+        node = self._by_name.get(path[0])
+        for step in path[1:]:
+            if node is None:
+                return None
+            node = (node.get("elements") or {}).get(step)
+        return node if isinstance(node, dict) else None
+
+
+def _glue_hint(base: str, facets: dict[str, Any], resolver: _TypeResolver, doc: _Doc) -> str | None:
+    """Glue type for arrays and structures (rare), built here because it recurses into element types."""
+    from metasync.transform.mapping import scalar_glue_type
+
+    def of(element: dict[str, Any]) -> str:
+        sub_base, sub_facets, _ = resolver.resolve(element, doc)
+        if sub_base in ("cds.Array", "cds.Struct"):
+            return _glue_hint(sub_base, sub_facets, resolver, doc) or "string"
+        return scalar_glue_type(sub_base, sub_facets.get("length"), sub_facets.get("precision"), sub_facets.get("scale"))
+
+    if base == "cds.Array":
+        items = facets.get("items") or {}
+        return f"array<{of(items)}>"
+    if base == "cds.Struct":
+        fields = [
+            f"{re.sub(r'[^a-z0-9_]', '_', name.lower())}:{of(sub)}"
+            for name, sub in (facets.get("elements") or {}).items()
+            if isinstance(sub, dict)
+        ]
+        return f"struct<{','.join(fields)}>" if fields else "string"
+    return None
+
+
+def _query_sources(definition: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(reference name, edge kind) for every object a view reads from."""
+
+    def from_clause(node: Any, kind: str) -> Iterator[tuple[str, str]]:
+        if not isinstance(node, dict):
+            return
+        if "ref" in node and isinstance(node["ref"], list) and node["ref"]:
+            head = node["ref"][0]
+            name = head.get("id") if isinstance(head, dict) else head
+            if isinstance(name, str):
+                yield name, kind
+        elif "join" in node or "args" in node:
+            for arg in node.get("args") or []:
+                yield from from_clause(arg, "join")
+        if "SELECT" in node or "SET" in node:
+            yield from query(node, kind)
+
+    def query(node: Any, kind: str) -> Iterator[tuple[str, str]]:
+        if not isinstance(node, dict):
+            return
+        if "SELECT" in node:
+            yield from from_clause(node["SELECT"].get("from"), kind)
+        if "SET" in node:
+            for arg in node["SET"].get("args") or []:
+                yield from query(arg, "union")
+
+    if "query" in definition:
+        yield from query(definition["query"], "from")
+    if "projection" in definition:
+        yield from from_clause(definition["projection"].get("from"), "from")
+
+
+def _mixins(definition: dict[str, Any]) -> dict[str, Any]:
+    query = definition.get("query")
+    if isinstance(query, dict) and isinstance(query.get("SELECT"), dict):
+        mixin = query["SELECT"].get("mixin")
+        if isinstance(mixin, dict):
+            return mixin
+    return {}
+
+
+def _content_hash(definition: dict[str, Any], business_layer: Any) -> str:
+    """Identity of a definition's content; `_meta` (designer bookkeeping such as folders) does not count."""
+    if "_meta" in definition:
+        definition = {k: v for k, v in definition.items() if k != "_meta"}
+    if isinstance(business_layer, dict) and "_meta" in business_layer:
+        business_layer = {k: v for k, v in business_layer.items() if k != "_meta"}
+    payload = orjson.dumps([definition, business_layer], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(payload).hexdigest()
+
+
+def _asset_kind(definition: dict[str, Any], pattern: str | None, in_business_layer: bool) -> str:
+    if in_business_layer or pattern == "ANALYTICAL_CUBE":
+        return "analytic_model"
+    if "@DataWarehouse.remote.connection" in definition or "@DataWarehouse.remote.entity" in definition:
+        return "remote_table"
+    if pattern == "ANALYTICAL_DIMENSION":
+        return "dimension"
+    if pattern == "LANGUAGE_DEPENDENT_TEXT":
+        return "text"
+    if pattern in HIERARCHY_PATTERNS:
+        return "hierarchy"
+    if pattern == "ANALYTICAL_FACT":
+        return "fact"
+    if "query" in definition or "projection" in definition or "SET" in definition:
+        return "view"
+    return "table"
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The walk allocates millions of small objects that all stay alive; collecting during it only costs time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def read_documents(docs: Iterable[CsnDocument], *, language: str = "en") -> SourceFrames:
+    """Read CSN documents into validated frames; identical duplicates collapse, differing ones are flagged."""
+    with _gc_paused():
+        prepared = [_prepare(doc, language) for doc in docs]
+        return _walk(prepared)
+
+
+def _prepare(document: CsnDocument, language: str) -> _Doc:
+    payload = document.payload
+    definitions = payload.get("definitions") or {}
+    prefixes: list[tuple[str, str]] = []
+    for name, definition in definitions.items():
+        if isinstance(definition, dict) and definition.get("kind") == "context":
+            space = _text(definition.get("@DataWarehouse.space.name"))
+            if space:
+                prefixes.append((name + ".", space))
+    prefixes.sort(key=lambda p: len(p[0]), reverse=True)
+    bundle: dict[str, Any] = {}
+    if isinstance(payload.get("i18n"), dict):
+        bundle.update(payload["i18n"])
+    if document.i18n:
+        for lang, texts in document.i18n.items():
+            bundle.setdefault(lang, {}).update(texts)
+    return _Doc(
+        document=document,
+        definitions=definitions,
+        space_prefixes=prefixes,
+        business_layer=payload.get("businessLayerDefinitions") or {},
+        texts=_i18n_texts(bundle, language),
+    )
+
+
+def _walk(docs: list[_Doc]) -> SourceFrames:
+    resolver = _TypeResolver(docs)
+    events: list[Event] = []
+    assets: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "space",
+            "name",
+            "kind",
+            "business_name",
+            "description",
+            "modeling_pattern",
+            "hierarchies",
+            "remote_source",
+            "source_file",
+            "content_hash",
+        )
+    }
+    cols = _Columns().data
+    edges: dict[str, list[Any]] = {k: [] for k in ("source_space", "source_name", "target_space", "target_name", "kind", "via")}
+    lineage: dict[str, list[Any]] = {k: [] for k in COLUMN_LINEAGE_SCHEMA.columns}
+    unresolved: dict[tuple[str, str], list[str]] = {}
+
+    def add_edge(src: tuple[str, str], dst: tuple[str, str], kind: str, via: str | None) -> None:
+        edges["source_space"].append(src[0])
+        edges["source_name"].append(src[1])
+        edges["target_space"].append(dst[0])
+        edges["target_name"].append(dst[1])
+        edges["kind"].append(kind)
+        edges["via"].append(via)
+
+    for doc in docs:
+        origin = doc.document.origin
+        for full_name, definition in doc.definitions.items():
+            if not isinstance(definition, dict) or definition.get("kind") != "entity":
+                continue
+            space, name = doc.resolve(full_name)
+            asset = (space, name)
+            business = doc.business_layer.get(full_name)
+            pattern = _text(definition.get("@ObjectModel.modelingPattern"))
+            kind = _asset_kind(definition, pattern, business is not None)
+            hierarchies = [
+                str(h.get("name"))
+                for key in ("@Hierarchy.leveled", "@Hierarchy.parentChild")
+                for h in (definition.get(key) or [])
+                if isinstance(h, dict) and h.get("name")
+            ]
+            remote = None
+            if kind == "remote_table":
+                connection = _text(definition.get("@DataWarehouse.remote.connection")) or "remote"
+                entity = _text(definition.get("@DataWarehouse.remote.entity")) or name
+                remote = f"{connection}.{entity}"
+                add_edge((connection, entity), asset, "from", None)
+            asset_row = len(assets["space"])
+            assets["space"].append(space)
+            assets["name"].append(name)
+            assets["kind"].append(kind)
+            assets["business_name"].append(next((doc.label(definition[k]) for k in LABEL_KEYS if k in definition), None))
+            assets["description"].append(
+                next((doc.label(definition[k]) for k in DESCRIPTION_KEYS if k in definition), None)
+            )
+            assets["modeling_pattern"].append(pattern)
+            assets["hierarchies"].append(hierarchies)
+            assets["remote_source"].append(remote)
+            assets["source_file"].append(origin)
+            assets["content_hash"].append(_content_hash(definition, business))
+
+            # Data-flow edges: analytic-model sources come from the business layer only.
+            model_sources: set[tuple[str, str]] = set()
+            if business is not None:
+                source_model = business.get("sourceModel") or {}
+                for group, edge_kind in (("factSources", "fact_source"), ("dimensionSources", "dimension_source")):
+                    for src in (source_model.get(group) or {}).values():
+                        key = ((src or {}).get("dataEntity") or {}).get("key")
+                        if isinstance(key, str):
+                            upstream = doc.resolve(key)
+                            if upstream not in model_sources:
+                                model_sources.add(upstream)
+                                add_edge(upstream, asset, edge_kind, None)
+            seen_sources: set[tuple[str, str]] = set(model_sources)
+            for ref, edge_kind in _query_sources(definition):
+                upstream = doc.resolve(ref)
+                if upstream not in seen_sources:
+                    seen_sources.add(upstream)
+                    add_edge(upstream, asset, edge_kind, None)
+
+            # Columns and relationship edges.
+            elements = definition.get("elements") or {}
+            text_assocs = set()
+            fk_assocs = set()
+            for element in elements.values():
+                if isinstance(element, dict):
+                    if "@ObjectModel.text.association" in element:
+                        text_assocs.add(_text(element["@ObjectModel.text.association"]))
+                    if "@ObjectModel.foreignKey.association" in element:
+                        fk_assocs.add(_text(element["@ObjectModel.foreignKey.association"]))
+            ordinal = 0
+            for element_name, element in elements.items():
+                if not isinstance(element, dict):
+                    continue
+                base, facets, origin_kind = resolver.resolve(element, doc)
+                if base in ASSOCIATION_TYPES:
+                    target = facets.get("target")
+                    if isinstance(target, str):
+                        rel = "text" if element_name in text_assocs else (
+                            "foreign_key" if element_name in fk_assocs else "association"
+                        )
+                        add_edge(asset, doc.resolve(target), rel, element_name)
+                    continue
+                role, aggregation = _semantic_role(element)
+                cols["_asset_row"].append(asset_row)
+                cols["space"].append(space)
+                cols["name"].append(name)
+                cols["column"].append(element_name)
+                cols["ordinal"].append(ordinal)
+                ordinal += 1
+                if origin_kind == "unresolved":
+                    unresolved.setdefault(asset, []).append(element_name)
+                cols["source_type"].append(base)
+                cols["length"].append(facets.get("length"))
+                cols["precision"].append(facets.get("precision"))
+                cols["scale"].append(facets.get("scale"))
+                cols["is_key"].append(element.get("key") is True)
+                cols["not_null"].append(element.get("notNull") is True or element.get("key") is True)
+                cols["business_name"].append(next((doc.label(element[k]) for k in LABEL_KEYS if k in element), None))
+                cols["description"].append(
+                    next((doc.label(element[k]) for k in DESCRIPTION_KEYS if k in element), None)
+                )
+                cols["semantic_role"].append(role)
+                cols["aggregation"].append(aggregation)
+                cols["type_origin"].append("declared" if origin_kind in ("declared", "unresolved") else origin_kind)
+                cols["glue_type_hint"].append(
+                    _glue_hint(base, facets, resolver, doc) if base in ("cds.Array", "cds.Struct") else None
+                )
+            for mixin_name, mixin in _mixins(definition).items():
+                if isinstance(mixin, dict) and isinstance(mixin.get("target"), str):
+                    rel = "text" if mixin_name in text_assocs else (
+                        "foreign_key" if mixin_name in fk_assocs else "association"
+                    )
+                    add_edge(asset, doc.resolve(mixin["target"]), rel, mixin_name)
+
+            if "query" in definition or "projection" in definition or business is not None:
+                with_layer = definition if business is None else {**definition, "$businessLayer": business}
+                for column, up_space, up_name, up_column, transform in column_lineage_rows(with_layer, doc.resolve):
+                    lineage["space"].append(space)
+                    lineage["name"].append(name)
+                    lineage["column"].append(column)
+                    lineage["upstream_space"].append(up_space)
+                    lineage["upstream_name"].append(up_name)
+                    lineage["upstream_column"].append(up_column)
+                    lineage["transform"].append(transform)
+
+    for (space, name), elements in unresolved.items():
+        events.append(
+            Event(
+                event="type_unresolved",
+                severity="warning",
+                space=space,
+                name=name,
+                message=f"{space}.{name}: the type of {len(elements)} column(s) is not defined in the source "
+                f"({', '.join(elements[:5])}{', ...' if len(elements) > 5 else ''}); mapped to string.",
+                details={"columns": elements},
+                hint="Export the type definitions together with the entity, or add a `type` rule for them.",
+            )
+        )
+    asset_frame = pl.DataFrame(assets, schema={k: ASSET_SCHEMA.columns[k].dtype.type for k in assets})
+    column_frame = _column_frame(cols)
+    edge_frame = pl.DataFrame(edges, schema={k: pl.Utf8 for k in edges})
+    lineage_frame = pl.DataFrame(lineage, schema={k: pl.Utf8 for k in lineage})
+    asset_frame, column_frame, dup_events = _collapse_duplicates(asset_frame, column_frame)
+    events.extend(dup_events)
+    edge_frame = _classify_text_edges(edge_frame.unique(maintain_order=True), asset_frame)
+    lineage_frame = lineage_frame.unique(maintain_order=True)
+    column_frame, fallback_events = infer_types_along_lineage(column_frame, lineage_frame)
+    events.extend(fallback_events)
+    frames = SourceFrames(
+        assets=asset_frame,
+        columns=column_frame,
+        edges=edge_frame,
+        column_lineage=lineage_frame,
+        events=events,
+    )
+    return frames.validate()
+
+
+def _column_frame(cols: dict[str, list[Any]]) -> pl.DataFrame:
+    schema: dict[str, Any] = {k: COLUMN_SCHEMA.columns[k].dtype.type for k in cols if k in COLUMN_SCHEMA.columns}
+    schema["glue_type_hint"] = pl.Utf8
+    schema["_asset_row"] = pl.UInt32
+    for facet in ("length", "precision", "scale"):
+        # Facets may arrive as strings or floats in hand-written exports; keep integers only.
+        cols[facet] = [v if isinstance(v, int) and not isinstance(v, bool) else None for v in cols[facet]]
+    return pl.DataFrame(cols, schema=schema)
+
+
+def _collapse_duplicates(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, list[Event]]:
+    """Identical definitions from several files count once; differing ones keep one row and are flagged.
+
+    `columns` carries `_asset_row`, the row of `assets` each column belongs to; only the first copy's columns stay.
+    """
+    assets = assets.with_row_index("_asset_row")
+    grouped = assets.group_by("space", "name", maintain_order=True).agg(
+        pl.col("_asset_row").first(),
+        pl.col("content_hash").n_unique().alias("_variants"),
+        pl.col("source_file").alias("_files"),
+    )
+    no_files = pl.lit([], dtype=pl.List(pl.Utf8))
+    kept = assets.join(
+        grouped.select("_asset_row", "_variants", "_files"), on="_asset_row", how="inner", maintain_order="left"
+    )
+    assets = kept.with_columns(
+        conflict_files=pl.when(pl.col("_variants") > 1).then(pl.col("_files")).otherwise(no_files)
+    ).drop("_variants", "_files")
+    columns = columns.join(assets.select("_asset_row"), on="_asset_row", how="semi").drop("_asset_row")
+    assets = assets.drop("_asset_row")
+    events: list[Event] = []
+    for row in assets.filter(pl.col("conflict_files").list.len() > 0).iter_rows(named=True):
+        events.append(
+            Event(
+                event="duplicate_conflict",
+                severity="error",
+                space=row["space"],
+                name=row["name"],
+                action="conflict",
+                status="held",
+                message=f"{row['space']}.{row['name']} is defined differently in {len(row['conflict_files'])} "
+                f"files ({', '.join(row['conflict_files'])}); it is held and not written.",
+                details={"files": row["conflict_files"]},
+                hint="Keep one definition of the object (remove or update the stale export), then sync again.",
+            )
+        )
+    return assets, columns, events
+
+
+def _classify_text_edges(edges: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFrame:
+    """An association to a language-dependent text entity is a `text` edge."""
+    texts = assets.filter(pl.col("kind") == "text").select(
+        pl.col("space").alias("target_space"), pl.col("name").alias("target_name"), pl.lit(True).alias("_text")
+    )
+    return (
+        edges.join(texts, on=["target_space", "target_name"], how="left")
+        .with_columns(
+            kind=pl.when((pl.col("kind") == "association") & pl.col("_text").fill_null(False))
+            .then(pl.lit("text"))
+            .otherwise(pl.col("kind"))
+        )
+        .drop("_text")
+    )
+
+
+INFERABLE_TRANSFORMS = ("direct", "renamed", "measure", "attribute")
+
+
+def infer_types_along_lineage(columns: pl.DataFrame, lineage: pl.DataFrame) -> tuple[pl.DataFrame, list[Event]]:
+    """Give typeless columns the type of the column they come from, through any depth; the rest become strings."""
+    facet_cols = ["source_type", "length", "precision", "scale", "glue_type_hint"]
+    links = lineage.filter(pl.col("transform").is_in(INFERABLE_TRANSFORMS)).unique(
+        ["space", "name", "column"], keep="first", maintain_order=True
+    )
+    for _ in range(_MAX_TYPE_DEPTH):
+        missing = columns.filter(pl.col("source_type").is_null())
+        if missing.is_empty():
+            break
+        found = (
+            missing.select("space", "name", "column")
+            .join(links, on=["space", "name", "column"], how="inner")
+            .join(
+                columns.filter(pl.col("source_type").is_not_null()).select(
+                    pl.col("space").alias("upstream_space"),
+                    pl.col("name").alias("upstream_name"),
+                    pl.col("column").alias("upstream_column"),
+                    *facet_cols,
+                ),
+                on=["upstream_space", "upstream_name", "upstream_column"],
+                how="inner",
+            )
+            .select("space", "name", "column", *[pl.col(c).alias(f"_{c}") for c in facet_cols])
+        )
+        if found.is_empty():
+            break
+        columns = (
+            columns.join(found, on=["space", "name", "column"], how="left")
+            .with_columns(
+                *[
+                    pl.when(pl.col("_source_type").is_not_null()).then(pl.col(f"_{c}")).otherwise(pl.col(c)).alias(c)
+                    for c in facet_cols
+                ],
+                type_origin=pl.when(pl.col("_source_type").is_not_null())
+                .then(pl.lit("lineage"))
+                .otherwise(pl.col("type_origin")),
+            )
+            .drop([f"_{c}" for c in facet_cols])
+        )
+    events = []
+    still = columns.filter(pl.col("source_type").is_null())
+    if not still.is_empty():
+        for row in still.group_by("space", "name", maintain_order=True).agg(pl.col("column")).iter_rows(named=True):
+            names = row["column"]
+            events.append(
+                Event(
+                    event="type_fallback",
+                    severity="warning",
+                    space=row["space"],
+                    name=row["name"],
+                    message=f"{row['space']}.{row['name']}: {len(names)} column(s) have no type and none could be "
+                    f"inferred from their sources ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}); "
+                    "mapped to string.",
+                    details={"columns": names},
+                    hint="Include the source objects of this view or model in the export, or add a `type` rule.",
+                )
+            )
+        columns = columns.with_columns(
+            type_origin=pl.when(pl.col("source_type").is_null()).then(pl.lit("fallback")).otherwise(pl.col("type_origin")),
+            source_type=pl.col("source_type").fill_null("cds.String"),
+        )
+    return columns, events
+
+
+# ------------------------------------------------------------------ files on disk
+@dataclass
+class _File:
+    path: Path
+    space: str | None
+
+
+def _is_i18n_bundle(payload: Any) -> bool:
+    return (
+        isinstance(payload, dict)
+        and bool(payload)
+        and "definitions" not in payload
+        and all(isinstance(v, dict) and all(isinstance(t, str) for t in v.values()) for v in payload.values())
+        and all(len(k) <= 10 for k in payload)
+    )
+
+
+def _is_space_definition(payload: Any) -> bool:
+    return (
+        isinstance(payload, dict)
+        and bool(payload)
+        and "definitions" not in payload
+        and all(isinstance(v, dict) and "spaceDefinition" in v for v in payload.values())
+    )
+
+
+class CsnSource:
+    """CSN exports on disk: a file, or a folder whose immediate subfolders name the spaces."""
+
+    def __init__(self, config: CsnSourceConfig) -> None:
+        self.config = config
+
+    def describe(self) -> str:
+        return f"CSN files under {self.config.path}"
+
+    def files(self) -> list[_File]:
+        """Every CSN candidate file with its space; raises when files directly under `path` have no space."""
+        root = self.config.path
+        if not root.exists():
+            raise SourceError(f"source.path {root} does not exist.", hint="Point source.path at a CSN file or folder.")
+        if root.is_file():
+            found = [_File(root, self.config.space)]
+        else:
+            found = []
+            for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in CSN_SUFFIXES):
+                relative = path.relative_to(root)
+                if any(part.startswith(".") for part in relative.parts):
+                    continue
+                space = relative.parts[0] if len(relative.parts) > 1 else self.config.space
+                found.append(_File(path, space))
+        missing = [f.path for f in found if f.space is None]
+        if missing:
+            raise ConfigError(
+                f"source.space is required: {missing[0]} lies directly under source.path and belongs to no space "
+                f"folder ({len(missing)} file(s) like it).",
+                hint="Set source.space, or move the file into a subfolder named after its space.",
+            )
+        return found
+
+    def _load(self, file: _File) -> Any:
+        try:
+            raw = file.path.read_bytes()
+        except OSError as exc:
+            raise SourceError(f"{file.path} cannot be read: {exc.strerror}.") from exc
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise SourceError(
+                f"{file.path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.",
+                hint="Fix or re-export the file, or set source.skip_invalid: true to skip it.",
+            ) from exc
+
+    def read(self) -> SourceFrames:
+        events: list[Event] = []
+        incomplete = False
+        documents: list[CsnDocument] = []
+        bundles: dict[Path, dict[str, Any]] = {}
+        with _gc_paused():
+            for file in self.files():
+                try:
+                    payload = self._load(file)
+                except SourceError as exc:
+                    if not self.config.skip_invalid:
+                        raise
+                    incomplete = True
+                    events.append(
+                        Event(
+                            event="file_skipped",
+                            severity="error",
+                            space=file.space,
+                            message=str(exc.message),
+                            details={"file": str(file.path)},
+                            hint="Fix or re-export the file; the run ends partial while it is skipped.",
+                        )
+                    )
+                    continue
+                if isinstance(payload, dict) and isinstance(payload.get("definitions"), dict):
+                    documents.append(CsnDocument(origin=str(file.path), space=file.space, payload=payload))
+                elif _is_i18n_bundle(payload):
+                    bundles[file.path.parent] = payload
+                    events.append(
+                        Event(
+                            event="i18n_bundle",
+                            severity="info",
+                            space=file.space,
+                            message=f"{file.path} is an i18n bundle; its texts resolve {{i18n>KEY}} labels of the CSN "
+                            "files beside it.",
+                            details={"file": str(file.path), "languages": sorted(payload)},
+                        )
+                    )
+                elif _is_space_definition(payload):
+                    events.append(
+                        Event(
+                            event="not_csn",
+                            severity="info",
+                            space=file.space,
+                            message=f"{file.path} is a space definition (spaces {', '.join(payload)}), not a CSN "
+                            "export; it holds no objects to sync.",
+                            details={"file": str(file.path), "kind": "space_definition"},
+                        )
+                    )
+                else:
+                    events.append(
+                        Event(
+                            event="not_csn",
+                            severity="warning",
+                            space=file.space,
+                            message=f"{file.path} is JSON but not a CSN document (no 'definitions'); it was ignored.",
+                            details={"file": str(file.path)},
+                            hint="Remove the file from source.path or export the objects as CSN.",
+                        )
+                    )
+            for document in documents:
+                folder = Path(document.origin).parent
+                document.i18n = bundles.get(folder) or bundles.get(folder / "_i18n")
+            frames = read_documents(documents, language=self.config.language)
+        frames.events[:0] = events
+        frames.incomplete = frames.incomplete or incomplete
+        return frames

@@ -1,0 +1,199 @@
+"""The embedded default target: a folder holding a Glue-shaped catalog.
+
+Layout: `<path>/<database>/database.json` (a Glue DatabaseInput) and `<path>/<database>/tables/<table>.json`
+(a Glue TableInput). Files are written atomically and only when their content changes, so an unchanged
+rerun leaves every file, modification time included, as it was. Calls are counted under the Glue operation
+they stand for (`GetDatabase`, `GetTables`, `CreateDatabase`, `CreateTable`, `UpdateTable`, `BatchDeleteTable`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+
+from metasync.config import LocalTargetConfig
+from metasync.errors import TargetError
+from metasync.targets.base import (
+    DATABASE_STATE_COLUMNS,
+    TABLE_STATE_COLUMNS,
+    CallCounter,
+    ProgressCallback,
+    TargetState,
+    WriteRequest,
+    outcome_frame,
+)
+from metasync.targets.payload import table_input_from_request
+
+SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _dumps(document: dict[str, Any]) -> bytes:
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+
+
+class LocalTarget:
+    """A Glue-shaped catalog in a folder."""
+
+    def __init__(self, config: LocalTargetConfig) -> None:
+        self.root = Path(config.path)
+        self.calls = CallCounter()
+
+    def describe(self) -> str:
+        return f"local catalog {self.root}"
+
+    # ------------------------------------------------------------------ paths
+    def _inside(self, database: str, table: str | None = None) -> Path:
+        """The file of a database (or of one of its tables); only Glue-safe names are accepted."""
+        for part in (database, table):
+            if part is not None and (not part or not set(part) <= SAFE):
+                raise TargetError(f"refusing to use {part!r} as a catalog file name under {self.root}.")
+        path = self.root / database / ("database.json" if table is None else f"tables/{table}.json")
+        if self.root.resolve() not in path.resolve().parents:
+            raise TargetError(f"refusing to write outside the local catalog {self.root}: {path}.")
+        return path
+
+    def _database_file(self, database: str) -> Path:
+        return self._inside(database)
+
+    def _table_file(self, database: str, table: str) -> Path:
+        return self._inside(database, table)
+
+    def _read_json(self, path: Path) -> dict[str, Any]:
+        try:
+            data = orjson.loads(path.read_bytes())
+        except orjson.JSONDecodeError as exc:
+            raise TargetError(
+                f"local catalog file {path} is not valid JSON ({exc.msg} at line {exc.lineno}).",
+                hint="Repair or remove the file; metasync never overwrites a file it cannot read.",
+            ) from exc
+        except OSError as exc:
+            raise TargetError(f"local catalog file {path} cannot be read: {exc.strerror}.") from exc
+        if not isinstance(data, dict):
+            raise TargetError(f"local catalog file {path} does not hold a JSON object.")
+        return data
+
+    # ------------------------------------------------------------------ state
+    def read_state(self, databases: list[str]) -> TargetState:
+        if self.root.exists() and not self.root.is_dir():
+            raise TargetError(f"target.path {self.root} exists and is not a folder.")
+        db_rows: list[dict[str, Any]] = []
+        table_rows: list[dict[str, Any]] = []
+        for database in sorted(set(databases)):
+            self.calls.add("GetDatabase")
+            db_file = self._database_file(database)
+            if not db_file.exists():
+                continue
+            db_params = self._read_json(db_file).get("Parameters") or {}
+            db_rows.append({"glue_database": database, "managed": db_params.get("metasync:managed") == "true"})
+            self.calls.add("GetTables")
+            folder = db_file.parent / "tables"
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.glob("*.json")):
+                table = self._read_json(path)
+                params = table.get("Parameters") or {}
+                managed = params.get("metasync:managed") == "true"
+                table_rows.append(
+                    {
+                        "glue_database": database,
+                        "glue_table": path.stem,
+                        "managed": managed,
+                        "space": params.get("metasync:space") if managed else None,
+                        "name": params.get("metasync:name") if managed else None,
+                        "hash": params.get("metasync:hash") if managed else None,
+                        "description": table.get("Description"),
+                        "version_id": None,
+                        "definition": orjson.dumps(table, option=orjson.OPT_SORT_KEYS).decode(),
+                    }
+                )
+        return TargetState(
+            databases=pl.DataFrame(db_rows, schema=DATABASE_STATE_COLUMNS),
+            tables=pl.DataFrame(table_rows, schema=TABLE_STATE_COLUMNS),
+        )
+
+    # ------------------------------------------------------------------ writes
+    def _write_file(self, path: Path, content: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _is_managed_file(self, path: Path) -> bool:
+        return path.exists() and (self._read_json(path).get("Parameters") or {}).get("metasync:managed") == "true"
+
+    def write(self, request: WriteRequest, progress: ProgressCallback | None = None) -> pl.DataFrame:
+        for row in request.databases.iter_rows(named=True):
+            path = self._database_file(row["glue_database"])
+            if path.exists():
+                continue  # an existing database is used as it is, managed or not
+            self.calls.add("CreateDatabase")
+            self._write_file(path, _dumps(orjson.loads(row["database_input"])))
+
+        outcomes: list[dict[str, Any]] = []
+        failed: set[str] = set()
+        for row in request.tables.sort("batch", maintain_order=True).iter_rows(named=True):
+            asset_id = f"{row['space']}.{row['name']}"
+            base = {k: row[k] for k in ("space", "name", "glue_database", "glue_table", "action")}
+            blocked = [u for u in (row.get("upstreams") or []) if u in failed]
+            if blocked:
+                failed.add(asset_id)
+                outcomes.append(
+                    base
+                    | {
+                        "status": "skipped",
+                        "error_code": "UpstreamFailed",
+                        "message": f"skipped because upstream {blocked[0]} was not written",
+                        "hint": "Fix the upstream asset first; this one follows on the next run.",
+                    }
+                )
+            else:
+                outcome = self._write_table(row)
+                if outcome["status"] != "ok":
+                    failed.add(asset_id)
+                outcomes.append(base | outcome)
+            if progress is not None:
+                progress(1)
+        return outcome_frame(outcomes)
+
+    def _write_table(self, row: dict[str, Any]) -> dict[str, Any]:
+        path = self._table_file(row["glue_database"], row["glue_table"])
+        action = row["action"]
+        try:
+            if action in ("update", "delete") and path.exists() and not self._is_managed_file(path):
+                return {
+                    "status": "failed",
+                    "error_code": "Unmanaged",
+                    "message": f"{path} is not managed by metasync and was left as it is",
+                    "hint": "Rename the asset with a naming rule or remove the foreign table yourself.",
+                }
+            if action == "delete":
+                self.calls.add("BatchDeleteTable")
+                path.unlink(missing_ok=True)
+            else:
+                if action == "create" and path.exists():
+                    return {
+                        "status": "failed",
+                        "error_code": "AlreadyExistsException",
+                        "message": f"{path} appeared after the target was read",
+                        "hint": "Run the sync again; it will plan an update.",
+                    }
+                self.calls.add("CreateTable" if action == "create" else "UpdateTable")
+                self._write_file(path, _dumps(table_input_from_request(row["table_input"])))
+        except OSError as exc:
+            return {
+                "status": "failed",
+                "error_code": type(exc).__name__,
+                "message": f"cannot write {path}: {exc.strerror}",
+                "hint": "Check that the catalog folder is writable and the disk has space.",
+            }
+        return {"status": "ok", "error_code": None, "message": None, "hint": None}

@@ -1,0 +1,334 @@
+"""Map source frames to Glue: types, safe names, comments, descriptions, Parameters, TableInput JSON.
+
+All of it is Polars expressions over whole frames. Naming rule (documented in the README):
+
+1. lowercase; letters with accents lose them (`é` → `e`); every run of other characters becomes `_`;
+   leading/trailing `_` are dropped; an empty result becomes `x`.
+2. a name longer than 255 bytes is cut to 246 characters plus `_` and 8 hex digits of the SHA-256 of the
+   original name.
+3. names that still collide (two assets → one table in one database, two spaces → one database, two columns
+   → one column name in a table): the first keeps the plain name, every other one gets `_` plus 8 hex digits of
+   the SHA-256 of its original name. "First" means the lowest original name in code-point order for tables and
+   databases, and the lowest ordinal (definition order) for columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import polars as pl
+
+MAX_NAME = 255
+MAX_COMMENT = 255
+MAX_DESCRIPTION = 2048
+MAX_PARAMETER_VALUE = 512_000
+SUFFIX_LEN = 8
+
+STRING_TYPES = (
+    "cds.String",
+    "cds.LargeString",
+    "cds.UUID",
+    "cds.Time",
+    "cds.hana.NVARCHAR",
+    "cds.hana.VARCHAR",
+    "cds.hana.CHAR",
+    "cds.hana.NCHAR",
+    "cds.hana.CLOB",
+    "cds.hana.NCLOB",
+    "cds.hana.ALPHANUM",
+    "cds.hana.SHORTTEXT",
+    "cds.hana.ST_POINT",
+    "cds.hana.ST_GEOMETRY",
+)
+SIMPLE_TYPES: dict[str, str] = {
+    "cds.Boolean": "boolean",
+    "cds.UInt8": "smallint",
+    "cds.hana.TINYINT": "smallint",
+    "cds.Int16": "smallint",
+    "cds.hana.SMALLINT": "smallint",
+    "cds.Integer": "int",
+    "cds.Int32": "int",
+    "cds.hana.INTEGER": "int",
+    "cds.Integer64": "bigint",
+    "cds.Int64": "bigint",
+    "cds.hana.BIGINT": "bigint",
+    "cds.DecimalFloat": "double",
+    "cds.Double": "double",
+    "cds.hana.DOUBLE": "double",
+    "cds.hana.SMALLDECIMAL": "double",
+    "cds.hana.REAL": "float",
+    "cds.Date": "date",
+    "cds.DateTime": "timestamp",
+    "cds.Timestamp": "timestamp",
+    "cds.hana.SECONDDATE": "timestamp",
+    "cds.Binary": "binary",
+    "cds.LargeBinary": "binary",
+    "cds.hana.BINARY": "binary",
+    "cds.hana.VARBINARY": "binary",
+    "cds.hana.BLOB": "binary",
+}
+
+
+def scalar_glue_type(base: str | None, length: int | None, precision: int | None, scale: int | None) -> str:
+    """The Glue type of one scalar CSN type (used for element types nested in arrays and structures)."""
+    if base in SIMPLE_TYPES:
+        return SIMPLE_TYPES[base]
+    if base == "cds.Decimal":
+        if not isinstance(precision, int) or not isinstance(scale, int):
+            return "double"
+        p, s = _clamp_decimal(precision, scale)
+        return f"decimal({p},{s})"
+    return "string"
+
+
+def _clamp_decimal(precision: int, scale: int) -> tuple[int, int]:
+    if precision <= 38:
+        return max(precision, 1), min(max(scale, 0), precision)
+    return 38, max(0, min(scale - (precision - 38), 38))
+
+
+def glue_type_expr() -> pl.Expr:
+    """Glue type from `source_type`, `precision`, `scale` and `glue_type_hint`.
+
+    Decimals keep precision and scale (precision above 38 drops fractional digits first); a decimal without
+    precision or scale is a floating decimal and becomes `double`. Unknown types become `string`.
+    """
+    source = pl.col("source_type")
+    p, s = pl.col("precision"), pl.col("scale")
+    clamped_p = pl.min_horizontal(pl.max_horizontal(p, pl.lit(1)), pl.lit(38))
+    clamped_s = (
+        pl.when(p <= 38)
+        .then(pl.min_horizontal(pl.max_horizontal(s, pl.lit(0)), p))
+        .otherwise(pl.max_horizontal(pl.lit(0), pl.min_horizontal(s - (p - 38), pl.lit(38))))
+    )
+    decimal = pl.format("decimal({},{})", clamped_p, clamped_s)
+    return (
+        pl.when(pl.col("glue_type_hint").is_not_null())
+        .then(pl.col("glue_type_hint"))
+        .when(source == "cds.Decimal")
+        .then(pl.when(p.is_not_null() & s.is_not_null()).then(decimal).otherwise(pl.lit("double")))
+        .otherwise(source.replace_strict(SIMPLE_TYPES, default="string", return_dtype=pl.Utf8))
+    )
+
+
+def source_type_label_expr() -> pl.Expr:
+    """The source type with its facets, e.g. `cds.Decimal(15,2)` or `cds.String(40)`."""
+    facets = (
+        pl.when(pl.col("precision").is_not_null())
+        .then(
+            pl.format(
+                "({})",
+                pl.concat_str(
+                    [pl.col("precision").cast(pl.Utf8), pl.col("scale").cast(pl.Utf8)], separator=",", ignore_nulls=True
+                ),
+            )
+        )
+        .when(pl.col("length").is_not_null())
+        .then(pl.format("({})", pl.col("length")))
+        .otherwise(pl.lit(""))
+    )
+    return pl.concat_str([pl.col("source_type"), facets])
+
+
+def safe_name_expr(expr: pl.Expr) -> pl.Expr:
+    """Steps 1 and the cut of step 2 of the naming rule (the hash suffix is added by `resolve_names`)."""
+    cleaned = (
+        expr.str.normalize("NFKD")
+        .str.replace_all(r"\p{Mn}", "")
+        .str.to_lowercase()
+        .str.replace_all(r"[^a-z0-9_]+", "_")
+        .str.replace_all(r"_+", "_")
+        .str.strip_chars("_")
+    )
+    return pl.when(cleaned.str.len_bytes() == 0).then(pl.lit("x")).otherwise(cleaned)
+
+
+def one_line(expr: pl.Expr, limit: int) -> pl.Expr:
+    """Text on one line, cut to `limit` characters (ending in `...` when cut)."""
+    flat = expr.str.replace_all(r"[\r\n\t]+", " ").str.strip_chars()
+    return pl.when(flat.str.len_chars() > limit).then(flat.str.slice(0, limit - 3) + pl.lit("...")).otherwise(flat)
+
+
+def cut(expr: pl.Expr, limit: int) -> pl.Expr:
+    return pl.when(expr.str.len_chars() > limit).then(expr.str.slice(0, limit - 3) + pl.lit("...")).otherwise(expr)
+
+
+def _param(key: str, value: pl.Expr) -> pl.Expr:
+    return pl.struct(pl.lit(key).alias("key"), value.cast(pl.Utf8).alias("value"))
+
+
+def parameters_expr(pairs: list[tuple[str, pl.Expr]]) -> pl.Expr:
+    """A List[Struct{key, value}] of the given pairs, leaving out null and empty values."""
+    return pl.concat_list([_param(k, v) for k, v in pairs]).list.eval(
+        pl.element().filter(
+            pl.element().struct.field("value").is_not_null() & (pl.element().struct.field("value") != "")
+        )
+    )
+
+
+def map_columns(columns: pl.LazyFrame) -> pl.LazyFrame:
+    """Default Glue column name, type, comment and Parameters for every column."""
+    label = pl.col("business_name")
+    description = pl.col("description")
+    return columns.with_columns(
+        glue_column=pl.col("column"),
+        glue_type=glue_type_expr(),
+        comment=pl.coalesce(label, description),
+        parameters=parameters_expr(
+            [
+                ("metasync:source_type", source_type_label_expr()),
+                ("metasync:business_name", label),
+                ("metasync:description", description),
+                ("metasync:semantic_role", pl.col("semantic_role")),
+                ("metasync:aggregation", pl.col("aggregation")),
+                ("metasync:key", pl.when(pl.col("is_key")).then(pl.lit("true"))),
+                ("metasync:type_origin", pl.when(pl.col("type_origin") != "declared").then(pl.col("type_origin"))),
+            ]
+        ),
+    )
+
+
+MAX_UPSTREAM_PARAMETER = 4_000
+DATA_FLOW_KINDS = ("from", "join", "union", "fact_source", "dimension_source", "flow")
+
+
+def upstream_parameter(edges: pl.LazyFrame) -> pl.LazyFrame:
+    """`space`, `name`, `upstream`: the direct data-flow upstream ASSET_IDs, comma-separated, size-limited."""
+    ids = (
+        edges.filter(pl.col("kind").is_in(DATA_FLOW_KINDS))
+        .select(
+            pl.col("target_space").alias("space"),
+            pl.col("target_name").alias("name"),
+            pl.concat_str([pl.col("source_space"), pl.lit("."), pl.col("source_name")]).alias("upstream"),
+        )
+        .unique()
+        .sort("space", "name", "upstream")
+        .group_by("space", "name", maintain_order=True)
+        .agg(pl.col("upstream").str.join(","), pl.len().alias("n"))
+    )
+    cut_at = MAX_UPSTREAM_PARAMETER - 40
+    return ids.select(
+        "space",
+        "name",
+        upstream=pl.when(pl.col("upstream").str.len_chars() > MAX_UPSTREAM_PARAMETER)
+        .then(
+            pl.format(
+                "{},... ({} upstream assets in all)",
+                pl.col("upstream").str.slice(0, cut_at).str.replace(r",[^,]*$", ""),
+                pl.col("n"),
+            )
+        )
+        .otherwise(pl.col("upstream")),
+    )
+
+
+def map_assets(assets: pl.LazyFrame, columns: pl.LazyFrame, edges: pl.LazyFrame) -> pl.LazyFrame:
+    """Default Glue database, table, description and Parameters for every asset."""
+    roles = columns.group_by("space", "name").agg(
+        measures=pl.col("column").filter(pl.col("semantic_role") == "measure").str.join(","),
+        dimensions=pl.col("column").filter(pl.col("semantic_role") == "dimension").str.join(","),
+    )
+    description = pl.concat_str([pl.col("business_name"), pl.col("description")], separator="\n\n", ignore_nulls=True)
+    return (
+        assets.join(roles, on=["space", "name"], how="left", maintain_order="left")
+        .join(upstream_parameter(edges), on=["space", "name"], how="left", maintain_order="left")
+        .with_columns(
+            glue_database=pl.col("space"),
+            glue_table=pl.col("name"),
+            glue_description=pl.when(description != "").then(description),
+            parameters=parameters_expr(
+                [
+                    ("metasync:managed", pl.lit("true")),
+                    ("metasync:space", pl.col("space")),
+                    ("metasync:name", pl.col("name")),
+                    ("metasync:kind", pl.col("kind")),
+                    ("metasync:business_name", pl.col("business_name")),
+                    ("metasync:modeling_pattern", pl.col("modeling_pattern")),
+                    ("metasync:hierarchies", pl.col("hierarchies").list.join(",")),
+                    ("metasync:measures", pl.col("measures")),
+                    ("metasync:dimensions", pl.col("dimensions")),
+                    ("metasync:remote_source", pl.col("remote_source")),
+                    ("metasync:upstream", pl.col("upstream")),
+                ]
+            ),
+        )
+        .drop("measures", "dimensions", "upstream")
+    )
+
+
+def _suffix(names: pl.Series) -> pl.Series:
+    """`_` + 8 hex digits of SHA-256 of each name (applied only to the few names that collide or are cut)."""
+    return pl.Series(
+        names.name,
+        ["_" + hashlib.sha256(n.encode("utf-8")).hexdigest()[:SUFFIX_LEN] for n in names.to_list()],
+        dtype=pl.Utf8,
+    )
+
+
+def _dedupe(frame: pl.DataFrame, *, group: list[str], name_col: str, original: str, order: str) -> pl.DataFrame:
+    """Apply steps 2 and 3 of the naming rule to `name_col` (already cleaned) within `group`."""
+    frame = frame.with_columns(pl.col(name_col).alias("_plain"))
+    too_long = frame[name_col].str.len_bytes() > MAX_NAME
+    rank = frame.select(pl.col(order).rank("ordinal").over([*group, "_plain"]))[order]
+    needs = too_long | (rank > 1)
+    if not needs.any():
+        return frame.drop("_plain")
+    suffixes = pl.Series("_suffix", [None] * frame.height, dtype=pl.Utf8)
+    idx = needs.arg_true()
+    suffixes = suffixes.scatter(idx, _suffix(frame[original].gather(idx)))
+    frame = frame.with_columns(suffixes)
+    return frame.with_columns(
+        pl.when(pl.col("_suffix").is_not_null())
+        .then(pl.col(name_col).str.slice(0, MAX_NAME - SUFFIX_LEN - 1) + pl.col("_suffix"))
+        .otherwise(pl.col(name_col))
+        .alias(name_col)
+    ).drop("_plain", "_suffix")
+
+
+def resolve_names(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Make database, table and column names Glue-safe and unique (steps 1–3 of the naming rule)."""
+    assets = assets.with_columns(
+        safe_name_expr(pl.col("glue_database")).alias("glue_database"),
+        safe_name_expr(pl.col("glue_table")).alias("glue_table"),
+    )
+    # Databases: distinct spaces that land on one database name.
+    databases = assets.select("space", "glue_database").unique(maintain_order=True)
+    databases = _dedupe(databases, group=[], name_col="glue_database", original="space", order="space")
+    assets = assets.drop("glue_database").join(databases, on="space", how="left", maintain_order="left")
+    assets = _dedupe(assets, group=["glue_database"], name_col="glue_table", original="name", order="name")
+    columns = columns.with_columns(safe_name_expr(pl.col("glue_column")).alias("glue_column"))
+    columns = _dedupe(columns, group=["space", "name"], name_col="glue_column", original="column", order="ordinal")
+    return assets, columns
+
+
+def finish_text(assets: pl.LazyFrame, columns: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Bring comments and descriptions within Glue's limits; the full text stays in Parameters."""
+    assets = assets.with_columns(glue_description=cut(pl.col("glue_description"), MAX_DESCRIPTION))
+    columns = columns.with_columns(comment=one_line(pl.col("comment"), MAX_COMMENT))
+    return assets, columns
+
+
+def table_inputs(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame:
+    """One row per asset with `table_input`: the Glue TableInput as canonical JSON text (Parameters as a list of
+    key/value pairs, turned into an object by the writer)."""
+    glue_columns = (
+        columns.sort("space", "name", "ordinal")
+        .group_by("space", "name", maintain_order=True)
+        .agg(
+            pl.struct(
+                pl.col("glue_column").alias("Name"),
+                pl.col("glue_type").alias("Type"),
+                pl.col("comment").alias("Comment"),
+                pl.col("parameters").alias("Parameters"),
+            ).alias("Columns")
+        )
+    )
+    frame = assets.join(glue_columns, on=["space", "name"], how="left", maintain_order="left")
+    table = pl.struct(
+        pl.col("glue_table").alias("Name"),
+        pl.col("glue_description").alias("Description"),
+        pl.lit("EXTERNAL_TABLE").alias("TableType"),
+        pl.col("parameters").alias("Parameters"),
+        pl.struct(pl.col("Columns").fill_null(pl.lit([], dtype=frame.schema["Columns"]))).alias("StorageDescriptor"),
+    )
+    return frame.with_columns(table_input=table.struct.json_encode()).drop("Columns")

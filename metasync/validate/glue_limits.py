@@ -1,0 +1,154 @@
+"""Glue's limits as Polars expressions: rows that break one are quarantined, not sent.
+
+Each check is `(name, ok_expression, message)`. The same expressions back the pandera schemas
+`GLUE_TABLE_SCHEMA` / `GLUE_COLUMN_SCHEMA`, which the frames must pass once quarantined rows are removed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandera.polars as pa
+import polars as pl
+
+from metasync.transform.mapping import MAX_COMMENT, MAX_DESCRIPTION, MAX_NAME, MAX_PARAMETER_VALUE
+
+NAME_PATTERN = r"^[a-z0-9_]+$"
+_SCALAR = r"(string|tinyint|smallint|int|bigint|float|double|boolean|date|timestamp|binary|varchar\(\d+\)|char\(\d+\)|decimal\(\d+,\d+\))"
+# Nested types are checked for their alphabet and balance; their scalar parts by the pattern above.
+TYPE_PATTERN = rf"^({_SCALAR}|(array|map|struct)<[a-z0-9_<>:,()]+>)$"
+MAX_TYPE = 131_072
+
+
+@dataclass(frozen=True)
+class LimitCheck:
+    name: str
+    ok: pl.Expr
+    message: str
+    hint: str
+
+
+def _params_ok(column: str) -> pl.Expr:
+    return (
+        pl.col(column)
+        .list.eval(
+            (pl.element().struct.field("key").str.len_bytes().is_between(1, 255))
+            & (pl.element().struct.field("value").str.len_chars() <= MAX_PARAMETER_VALUE)
+        )
+        .list.all()
+    )
+
+
+TABLE_CHECKS = (
+    LimitCheck(
+        "database_name",
+        pl.col("glue_database").str.contains(NAME_PATTERN) & (pl.col("glue_database").str.len_bytes() <= MAX_NAME),
+        "database name is not a valid Glue name",
+        "Add a naming rule that gives the space a name of a-z, 0-9 and _ only, at most 255 bytes.",
+    ),
+    LimitCheck(
+        "table_name",
+        pl.col("glue_table").str.contains(NAME_PATTERN) & (pl.col("glue_table").str.len_bytes() <= MAX_NAME),
+        "table name is not a valid Glue name",
+        "Add a naming rule that gives the asset a name of a-z, 0-9 and _ only, at most 255 bytes.",
+    ),
+    LimitCheck(
+        "description_length",
+        pl.col("glue_description").is_null() | (pl.col("glue_description").str.len_chars() <= MAX_DESCRIPTION),
+        f"table description is longer than {MAX_DESCRIPTION} characters",
+        "Shorten the description template of the business-context rule.",
+    ),
+    LimitCheck(
+        "table_parameters",
+        _params_ok("parameters"),
+        "a table Parameter key is empty or longer than 255 bytes, or a value exceeds 512,000 characters",
+        "Check the Parameters set by rules for this asset.",
+    ),
+    LimitCheck(
+        "unique_table",
+        pl.len().over("glue_database", "glue_table") == 1,
+        "another asset maps to the same Glue table",
+        "Give one of the assets another name with a naming rule.",
+    ),
+)
+
+COLUMN_CHECKS = (
+    LimitCheck(
+        "column_name",
+        pl.col("glue_column").str.contains(NAME_PATTERN) & (pl.col("glue_column").str.len_bytes() <= MAX_NAME),
+        "column name is not a valid Glue name",
+        "Rename the column with a naming rule (a-z, 0-9 and _ only, at most 255 bytes).",
+    ),
+    LimitCheck(
+        "column_type",
+        pl.col("glue_type").str.contains(TYPE_PATTERN) & (pl.col("glue_type").str.len_bytes() <= MAX_TYPE),
+        "column type is not a valid Glue/Hive type",
+        "Fix the `type` rule for this source type (lowercase Hive types such as decimal(p,s) or varchar(n)).",
+    ),
+    LimitCheck(
+        "column_comment",
+        pl.col("comment").is_null()
+        | ((pl.col("comment").str.len_chars() <= MAX_COMMENT) & ~pl.col("comment").str.contains(r"[\r\n]")),
+        "column comment is longer than 255 characters or has a line break",
+        "Shorten the comment template of the business-context rule.",
+    ),
+    LimitCheck(
+        "column_parameters",
+        _params_ok("parameters"),
+        "a column Parameter key is empty or longer than 255 bytes, or a value exceeds 512,000 characters",
+        "Check the Parameters set by rules for this column.",
+    ),
+    LimitCheck(
+        "unique_column",
+        pl.len().over("space", "name", "glue_column") == 1,
+        "two columns of the table have the same Glue name",
+        "Rename one of the columns with a naming rule.",
+    ),
+)
+
+
+def _violations(frame: pl.DataFrame, checks: tuple[LimitCheck, ...], keys: list[str]) -> pl.DataFrame:
+    flags = frame.select(*keys, *[(~c.ok.fill_null(False)).alias(c.name) for c in checks])
+    names = [c.name for c in checks]
+    found = flags.filter(pl.any_horizontal(names))
+    if found.is_empty():
+        return pl.DataFrame(schema={"space": pl.Utf8, "name": pl.Utf8, "check": pl.Utf8, "subject": pl.Utf8})
+    subject = pl.col("column") if "column" in keys else pl.lit(None, dtype=pl.Utf8)
+    return (
+        found.unpivot(index=keys, on=names, variable_name="check", value_name="failed")
+        .filter(pl.col("failed"))
+        .select("space", "name", "check", subject.alias("subject"))
+    )
+
+
+def find_violations(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame:
+    """One row per broken limit: `space`, `name`, `check`, `subject` (column name or null), `message`, `hint`."""
+    both = pl.concat(
+        [
+            _violations(assets, TABLE_CHECKS, ["space", "name"]),
+            _violations(columns, COLUMN_CHECKS, ["space", "name", "column"]),
+        ]
+    )
+    catalog = pl.DataFrame(
+        {
+            "check": [c.name for c in TABLE_CHECKS + COLUMN_CHECKS],
+            "message": [c.message for c in TABLE_CHECKS + COLUMN_CHECKS],
+            "hint": [c.hint for c in TABLE_CHECKS + COLUMN_CHECKS],
+        }
+    )
+    return both.join(catalog, on="check", how="left", maintain_order="left")
+
+
+def _schema(checks: tuple[LimitCheck, ...], name: str) -> pa.DataFrameSchema:
+    return pa.DataFrameSchema(
+        checks=[
+            pa.Check(lambda data, expr=c.ok: data.lazyframe.select(expr.fill_null(False)), name=c.name, error=c.message)
+            for c in checks
+        ],
+        name=name,
+        strict=False,
+    )
+
+
+GLUE_TABLE_SCHEMA = _schema(TABLE_CHECKS, "glue_tables")
+GLUE_COLUMN_SCHEMA = _schema(COLUMN_CHECKS, "glue_columns")
