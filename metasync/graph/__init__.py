@@ -27,7 +27,6 @@ from metasync.graph.columns import (
     column_impact,
     column_lineage_graph,
     column_upstream,
-    infer_column_types,
 )
 from metasync.graph.export import (
     render,
@@ -59,7 +58,6 @@ __all__ = [
     "dependency_graph",
     "downstream",
     "impact",
-    "infer_column_types",
     "leaves",
     "most_depended_on",
     "neighbourhood",

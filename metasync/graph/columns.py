@@ -1,4 +1,5 @@
-"""Column-level lineage: a graph of columns, traversals over it, and type inference along it.
+"""Column-level lineage: a graph of columns and traversals over it (type inference along lineage is done by
+the CSN reader, `metasync.sources.csn.infer_types_along_lineage`).
 
 Column nodes are keyed by the tuple `(ASSET_ID, column)` and carry `asset`, `space`, `name`, `column`; edges run
 from the upstream column to the downstream column and carry `transform` (`direct`, `renamed`, `measure`,
@@ -16,10 +17,6 @@ from metasync.errors import ConfigError
 from metasync.graph.lineage import asset_id, unknown_asset_error
 
 ColumnNode = tuple[str, str]
-
-# Transforms that keep the upstream value's type (a calculation may change it).
-TYPE_PRESERVING = ("direct", "renamed", "measure")
-_TYPE_FIELDS = ("source_type", "length", "precision", "scale")
 
 
 def column_lineage_graph(column_lineage: pl.DataFrame) -> nx.DiGraph:
@@ -95,57 +92,3 @@ def column_impact(graph: nx.DiGraph, asset: str, column: str, *, depth: int | No
     distances = nx.single_source_shortest_path_length(graph, node, cutoff=depth)
     distances.pop(node, None)
     return _frame(graph, distances)
-
-
-def infer_column_types(
-    columns: pl.DataFrame, column_lineage: pl.DataFrame, *, max_depth: int = 64
-) -> pl.DataFrame:
-    """Give columns without a type (`source_type` null or empty) the type of the column they come from.
-
-    Follows `direct`, `renamed` and `measure` lineage through any depth (up to `max_depth` steps); a column
-    typed this way gets `type_origin="lineage"`. When a column has several typed upstreams, the first in
-    upstream order wins. Columns that stay untyped are returned unchanged.
-    """
-    keys = ["space", "name", "column"]
-    links = (
-        column_lineage.filter(pl.col("transform").is_in(TYPE_PRESERVING))
-        .select(*keys, "upstream_space", "upstream_name", "upstream_column")
-        .unique(maintain_order=True)
-    )
-    result = columns
-    for _ in range(max_depth):
-        untyped = pl.col("source_type").is_null() | (pl.col("source_type") == "")
-        typed = result.filter(~untyped).select(
-            pl.col("space").alias("upstream_space"),
-            pl.col("name").alias("upstream_name"),
-            pl.col("column").alias("upstream_column"),
-            *[pl.col(f).alias(f"_up_{f}") for f in _TYPE_FIELDS],
-        )
-        found = (
-            result.filter(untyped)
-            .select(keys)
-            .join(links, on=keys)
-            .join(typed, on=["upstream_space", "upstream_name", "upstream_column"])
-            .unique(keys, keep="first", maintain_order=True)
-            .select(*keys, *[f"_up_{f}" for f in _TYPE_FIELDS])
-        )
-        if found.height == 0:
-            break
-        result = (
-            result.join(found, on=keys, how="left")
-            .with_columns(
-                *[
-                    pl.when(pl.col("_up_source_type").is_not_null())
-                    .then(pl.col(f"_up_{f}"))
-                    .otherwise(pl.col(f))
-                    .cast(result.schema[f])
-                    .alias(f)
-                    for f in _TYPE_FIELDS
-                ],
-                type_origin=pl.when(pl.col("_up_source_type").is_not_null())
-                .then(pl.lit("lineage"))
-                .otherwise(pl.col("type_origin")),
-            )
-            .drop([f"_up_{f}" for f in _TYPE_FIELDS])
-        )
-    return result

@@ -1,4 +1,4 @@
-"""Lineage read from one CSN definition: the objects a view reads, and where each of its columns comes from.
+"""Column lineage read from one CSN definition: where each column of a view or analytic model comes from.
 
 Pure functions over plain dicts (one `definitions` entry of a CSN document). The reader supplies `resolve`, which
 turns a CSN reference name (as written in `from`, `target` or a business layer's `dataEntity`) into the
@@ -47,7 +47,6 @@ def _ref_name(segment: Any) -> str:
     return str(segment["id"]) if isinstance(segment, dict) else str(segment)
 
 
-# ----------------------------------------------------------------------------- asset-level sources
 def query_of(definition: dict[str, Any]) -> dict[str, Any] | None:
     """The query of a view (`query`), or a projection wrapped as a SELECT; None for tables."""
     if isinstance(definition.get("query"), dict):
@@ -55,56 +54,6 @@ def query_of(definition: dict[str, Any]) -> dict[str, Any] | None:
     if isinstance(definition.get("projection"), dict):
         return {"SELECT": definition["projection"]}
     return None
-
-
-def _from_leaves(node: Any, kind: str, first: list[bool]) -> Iterator[tuple[str, str]]:
-    if not isinstance(node, dict):
-        return
-    if node.get("ref"):
-        leaf_kind = "from" if kind == "from" and first[0] else ("union" if kind == "union" else "join")
-        first[0] = False
-        yield _ref_name(node["ref"][0]), leaf_kind
-    elif "join" in node:
-        for arg in node.get("args", []):
-            yield from _from_leaves(arg, kind, first)
-    elif "SELECT" in node or "SET" in node:
-        yield from _query_sources(node, kind, first)
-
-
-def _query_sources(query: dict[str, Any], kind: str, first: list[bool]) -> Iterator[tuple[str, str]]:
-    if "SET" in query:
-        for arg in query["SET"].get("args", []):
-            yield from _query_sources(arg, "union", first)
-    elif "SELECT" in query:
-        yield from _from_leaves(query["SELECT"].get("from"), kind, first)
-
-
-def query_sources(definition: dict[str, Any]) -> list[tuple[str, str]]:
-    """The objects a view reads, as (reference name, edge kind), distinct, in order of appearance.
-
-    Kind `from` for the leftmost source of the (possibly nested) `from`, `join` for every other source of a join or
-    of a sub-select, `union` for the sources of `SET` arguments. Parameterised sources count by their id.
-    """
-    query = query_of(definition)
-    if query is None:
-        return []
-    seen: dict[str, str] = {}
-    for name, kind in _query_sources(query, "from", [True]):
-        seen.setdefault(name, kind)
-    return list(seen.items())
-
-
-def business_layer_sources(business_layer: dict[str, Any]) -> list[tuple[str, str]]:
-    """The fact and dimension sources of an analytic model, as (reference name, `fact_source` |
-    `dimension_source`), distinct, in order."""
-    model = business_layer.get("sourceModel", {})
-    seen: dict[str, str] = {}
-    for section, kind in (("factSources", "fact_source"), ("dimensionSources", "dimension_source")):
-        for source in (model.get(section) or {}).values():
-            key = (source.get("dataEntity") or {}).get("key")
-            if key:
-                seen.setdefault(str(key), kind)
-    return list(seen.items())
 
 
 # ----------------------------------------------------------------------------- column lineage of a query
