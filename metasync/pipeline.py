@@ -17,7 +17,7 @@ from metasync.audit.writer import AuditLog, new_run_id
 from metasync.config import Config, CsnSourceConfig, LocalTargetConfig, load_config
 from metasync.diff import column_changes, content_hashes, diff_tables, stale_tables
 from metasync.errors import ExitCode, MetasyncError
-from metasync.graph.planning import plan_batches
+from metasync.graph.planning import cycle_events, plan_batches
 from metasync.models import Event, SourceFrames
 from metasync.sources.base import Source
 from metasync.targets.base import ProgressCallback, Target, TargetState, WriteRequest
@@ -343,6 +343,7 @@ def _run(
         priority=cfg.sync.priority,
         blocked=_held(rows),
     )
+    audit.extend(cycle_events(planned))
     plan = rows.join(planned, on=["space", "name"], how="left", maintain_order="left").with_columns(
         batch=pl.col("batch").fill_null(0).cast(pl.Int32),
         priority=pl.col("priority").fill_null(0).cast(pl.Int32),

@@ -37,7 +37,6 @@ from metasync.graph.export import (
     to_node_link,
     to_openlineage,
     to_table,
-    upstream_parameter,
 )
 from metasync.graph.lineage import (
     asset_id,
@@ -46,7 +45,7 @@ from metasync.graph.lineage import (
     dependency_graph,
     split_asset_id,
 )
-from metasync.graph.planning import plan_batches
+from metasync.graph.planning import cycle_events, plan_batches
 
 __all__ = [
     "asset_id",
@@ -54,6 +53,7 @@ __all__ = [
     "column_impact",
     "column_lineage_graph",
     "column_upstream",
+    "cycle_events",
     "data_flow_view",
     "dependency_graph",
     "downstream",
@@ -76,5 +76,4 @@ __all__ = [
     "to_openlineage",
     "to_table",
     "upstream",
-    "upstream_parameter",
 ]

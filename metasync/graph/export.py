@@ -190,28 +190,3 @@ def render(
     if fmt == "dot":
         return to_dot(selected)
     return json.dumps(to_openlineage(selected), ensure_ascii=False, indent=2) + "\n"
-
-
-def upstream_parameter(graph: nx.DiGraph, asset_id: str, limit: int = 2048) -> str:
-    """The direct data-flow upstreams of `asset_id` as comma-separated ASSET_IDs, at most `limit` characters.
-
-    When they do not fit, as many as fit are kept and `… (+N more)` says how many were left out. Empty when the
-    asset has no upstream or is not in the graph.
-    """
-    if asset_id not in graph:
-        return ""
-    ups = sorted(
-        u
-        for u in graph.predecessors(asset_id)
-        if u != asset_id and is_data_flow(graph.edges[u, asset_id]["kind"])
-    )
-    text = ",".join(ups)
-    if len(text) <= limit:
-        return text
-    kept: list[str] = []
-    for up in ups:
-        remaining = len(ups) - len(kept) - 1
-        if len(",".join([*kept, up, f"… (+{remaining} more)"])) > limit:
-            break
-        kept.append(up)
-    return ",".join([*kept, f"… (+{len(ups) - len(kept)} more)"])

@@ -24,7 +24,9 @@ from __future__ import annotations
 import networkx as nx
 import polars as pl
 
-from metasync.models import DATA_FLOW_EDGE_KINDS
+from metasync.models import DATA_FLOW_EDGE_KINDS, Event
+
+CYCLE_PREFIX = "dependency cycle: "
 
 PLAN_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "space": pl.Utf8,
@@ -70,7 +72,7 @@ def _cycle_reason(graph: nx.DiGraph, members: set[str]) -> str:
     cycle = [u for u, _ in nx.find_cycle(sub, source=start)]
     path = " -> ".join([*cycle, cycle[0]])
     rest = sorted(members - set(cycle))
-    return f"dependency cycle: {path}" + (f" (also in the cycle: {', '.join(rest)})" if rest else "")
+    return f"{CYCLE_PREFIX}{path}" + (f" (also in the cycle: {', '.join(rest)})" if rest else "")
 
 
 def _held(graph: nx.DiGraph, components: list[set[str]], blocked: dict[str, str]) -> dict[str, str]:
@@ -166,3 +168,32 @@ def plan_batches(
         .cast(PLAN_SCHEMA)  # type: ignore[arg-type]
         .sort("batch", "priority", "space", "name")
     )
+
+
+def cycle_events(plan: pl.DataFrame) -> list[Event]:
+    """One error event per dependency cycle in a plan from `plan_batches`, naming every member and listing
+    the dependents held with it."""
+    reason = pl.col("held_reason")
+    ids = pl.concat_str([pl.col("space"), pl.lit("."), pl.col("name")])
+    members = (
+        plan.filter(reason.str.starts_with(CYCLE_PREFIX))
+        .group_by("held_reason", maintain_order=True)
+        .agg(ids.sort().alias("members"))
+    )
+    events = []
+    for cycle, cycle_members in members.iter_rows():
+        dependents = plan.filter(
+            reason.str.starts_with("upstream ") & reason.str.ends_with(f"is held: {cycle}")
+        )
+        held = sorted(dependents.select(ids).to_series().to_list())
+        events.append(
+            Event(
+                event="dependency_cycle",
+                severity="error",
+                message=f"{cycle}; these {len(cycle_members)} assets and {len(held)} dependent(s) are held, "
+                "the rest of the run proceeds.",
+                details={"members": cycle_members, "dependents": held},
+                hint="Break the cycle in the source (one of the views must stop reading another), then sync again.",
+            )
+        )
+    return events

@@ -1,9 +1,6 @@
-"""Small hand-built asset and edge frames, and the corpus location, for the graph tests."""
+"""Small hand-built asset and edge frames for the graph tests."""
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import polars as pl
 
@@ -30,10 +27,3 @@ def edge_frame(edges: list[tuple[str, str, str]]) -> pl.DataFrame:
         for u, v, kind in edges
     ]
     return pl.DataFrame(rows, schema={c: pl.Utf8 for c in EDGE_COLUMNS}, orient="row")
-
-
-def corpus_dir() -> Path | None:
-    """The shared CSN corpus, from METASYNC_CORPUS or beside the repository; None when absent."""
-    env = os.environ.get("METASYNC_CORPUS")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "../shared/corpus/datasphere"
-    return path.resolve() if path.is_dir() else None

@@ -255,8 +255,8 @@ def _definitions(corpus: Path, file: str) -> dict:
 
 
 @pytest.mark.corpus
-def test_corpus_analytic_model_measures_reach_the_fact_source(corpus: Path) -> None:
-    doc = _definitions(corpus, "CSN_SalesAnalysis_Workshop_COEKOM.json")
+def test_corpus_analytic_model_measures_reach_the_fact_source(corpus_path: Path) -> None:
+    doc = _definitions(corpus_path, "CSN_SalesAnalysis_Workshop_COEKOM.json")
     name = "SAP_SD_RL_SalesQuotationItm_V2"
     definition = {**doc["definitions"][name], "$businessLayer": doc["businessLayerDefinitions"][name]}
     columns = by_column(column_lineage_rows(definition, resolve))
@@ -274,8 +274,8 @@ def test_corpus_analytic_model_measures_reach_the_fact_source(corpus: Path) -> N
 
 
 @pytest.mark.corpus
-def test_corpus_join_with_sub_select_covers_every_column(corpus: Path) -> None:
-    doc = _definitions(corpus, "CSN_SalesAnalysis_Workshop_COEKOM.json")
+def test_corpus_join_with_sub_select_covers_every_column(corpus_path: Path) -> None:
+    doc = _definitions(corpus_path, "CSN_SalesAnalysis_Workshop_COEKOM.json")
     definition = doc["definitions"]["SAP_SD_HL_SalesQuotationItem_V2"]
     columns = by_column(column_lineage_rows(definition, resolve))
     upstream_assets = {name for ups in columns.values() for name, _, _ in ups}
@@ -288,8 +288,8 @@ def test_corpus_join_with_sub_select_covers_every_column(corpus: Path) -> None:
 
 
 @pytest.mark.corpus
-def test_corpus_four_level_join_lists_both_sources(corpus: Path) -> None:
-    doc = _definitions(corpus, "DP Workforce Location.json")
+def test_corpus_four_level_join_lists_both_sources(corpus_path: Path) -> None:
+    doc = _definitions(corpus_path, "DP Workforce Location.json")
     definition = doc["definitions"]["3VD_LOCATION_WITH_FLAT_GEO_HIERARCHY"]
     rows = column_lineage_rows(definition, resolve)
     assert {name for _, _, name, _, _ in rows} == {
