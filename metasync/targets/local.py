@@ -1,6 +1,7 @@
 """The embedded default target: a folder holding a Glue-shaped catalog.
 
 Layout: `<path>/<database>/database.json` (a Glue DatabaseInput) and `<path>/<database>/tables/<table>.json`
+(names over 200 characters are cut and given a hash in the file name; the file keeps the full `Name`)
 (a Glue TableInput). Files are written atomically and only when their content changes, so an unchanged
 rerun leaves every file, modification time included, as it was. Calls are counted under the Glue operation
 they stand for (`GetDatabase`, `GetTables`, `CreateDatabase`, `CreateTable`, `UpdateTable`, `BatchDeleteTable`).
@@ -8,6 +9,7 @@ they stand for (`GetDatabase`, `GetTables`, `CreateDatabase`, `CreateTable`, `Up
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -30,6 +32,14 @@ from metasync.targets.base import (
 from metasync.targets.payload import table_input_from_request
 
 SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+MAX_STEM = 200  # file names are limited to 255 bytes; Glue names may use all of them
+
+
+def _file_stem(name: str) -> str:
+    """The file name of a table: its name, or for long names a cut plus a hash (the file keeps the full Name)."""
+    if len(name) <= MAX_STEM:
+        return name
+    return f"{name[:MAX_STEM - 17]}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
 
 def _dumps(document: dict[str, Any]) -> bytes:
@@ -52,7 +62,7 @@ class LocalTarget:
         for part in (database, table):
             if part is not None and (not part or not set(part) <= SAFE):
                 raise TargetError(f"refusing to use {part!r} as a catalog file name under {self.root}.")
-        path = self.root / database / ("database.json" if table is None else f"tables/{table}.json")
+        path = self.root / database / ("database.json" if table is None else f"tables/{_file_stem(table)}.json")
         if self.root.resolve() not in path.resolve().parents:
             raise TargetError(f"refusing to write outside the local catalog {self.root}: {path}.")
         return path
@@ -86,14 +96,13 @@ class LocalTarget:
         for database in sorted(set(databases)):
             self.calls.add("GetDatabase")
             db_file = self._database_file(database)
-            if not db_file.exists():
-                continue
-            db_params = self._read_json(db_file).get("Parameters") or {}
-            db_rows.append({"glue_database": database, "managed": db_params.get("metasync:managed") == "true"})
-            self.calls.add("GetTables")
+            if db_file.exists():
+                db_params = self._read_json(db_file).get("Parameters") or {}
+                db_rows.append({"glue_database": database, "managed": db_params.get("metasync:managed") == "true"})
             folder = db_file.parent / "tables"
             if not folder.is_dir():
                 continue
+            self.calls.add("GetTables")
             for path in sorted(folder.glob("*.json")):
                 table = self._read_json(path)
                 params = table.get("Parameters") or {}
@@ -101,7 +110,7 @@ class LocalTarget:
                 table_rows.append(
                     {
                         "glue_database": database,
-                        "glue_table": path.stem,
+                        "glue_table": table.get("Name") if isinstance(table.get("Name"), str) else path.stem,
                         "managed": managed,
                         "space": params.get("metasync:space") if managed else None,
                         "name": params.get("metasync:name") if managed else None,

@@ -1,0 +1,275 @@
+"""The CSN reader on small hand-written exports covering the shapes real Datasphere exports have."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from metasync.config import CsnSourceConfig
+from metasync.errors import ConfigError, SourceError
+from metasync.sources.csn import CsnDocument, CsnSource, annotation, read_documents
+
+
+def csn(**definitions: Any) -> dict[str, Any]:
+    return {"definitions": definitions, "version": {"csn": "1.0"}, "meta": {"creator": "test"}, "$version": "1.0"}
+
+
+def write(path: Path, payload: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(payload if isinstance(payload, str) else json.dumps(payload), encoding="utf-8")
+    return path
+
+
+TABLE = {
+    "kind": "entity",
+    "@EndUserText.label": "Orders",
+    "@ObjectModel.modelingPattern": {"#": "DATA_STRUCTURE"},
+    "elements": {
+        "ID": {"type": "cds.String", "length": 10, "key": True, "@EndUserText.label": {"=": "Order"}},
+        "AMOUNT": {"type": "cds.Decimal", "precision": 15, "scale": 2, "@Aggregation.default": {"#": "SUM"}},
+        "CUSTOMER": {"type": "cds.String", "length": 10, "@ObjectModel.foreignKey.association": {"=": "_Customer"}},
+        "_Customer": {"type": "cds.Association", "target": "CUSTOMERS", "on": []},
+    },
+}
+
+
+def read(*docs: tuple[str, dict[str, Any]]) -> Any:
+    return read_documents([CsnDocument(origin=f"{i}.json", space=s, payload=p) for i, (s, p) in enumerate(docs)])
+
+
+def test_annotation_values_in_every_encoding() -> None:
+    assert annotation("x") == annotation({"#": "x"}) == annotation({"=": "x"}) == "x"
+    frames = read(("S", csn(ORDERS=TABLE)))
+    row = frames.columns.filter(pl.col("column") == "ID").row(0, named=True)
+    assert row["business_name"] == "Order"
+    assert frames.assets["modeling_pattern"].item() == "DATA_STRUCTURE"
+
+
+def test_columns_keep_definition_order_facets_and_roles() -> None:
+    frames = read(("S", csn(ORDERS=TABLE)))
+    cols = frames.columns.sort("ordinal")
+    assert cols["column"].to_list() == ["ID", "AMOUNT", "CUSTOMER"]  # the association is an edge
+    amount = cols.row(1, named=True)
+    assert (amount["source_type"], amount["precision"], amount["scale"]) == ("cds.Decimal", 15, 2)
+    assert (amount["semantic_role"], amount["aggregation"]) == ("measure", "SUM")
+    assert cols.row(2, named=True)["semantic_role"] == "dimension"
+    assert cols.row(0, named=True)["is_key"] and cols.row(0, named=True)["not_null"]
+    edge = frames.edges.row(0, named=True)
+    assert (edge["source_name"], edge["target_name"], edge["kind"], edge["via"]) == (
+        "ORDERS",
+        "CUSTOMERS",
+        "foreign_key",
+        "_Customer",
+    )
+
+
+def test_asset_kinds_from_structure_and_modeling_pattern() -> None:
+    def entity(**extra: Any) -> dict[str, Any]:
+        return {"kind": "entity", "elements": {"A": {"type": "cds.Integer"}}, **extra}
+
+    def pattern(name: str) -> dict[str, Any]:
+        return {"@ObjectModel.modelingPattern": {"#": name}}
+
+    query = {"query": {"SELECT": {"from": {"ref": ["T"]}}}}
+    payload = csn(
+        T=entity(),
+        V=entity(**query),
+        P=entity(projection={"from": {"ref": ["T"]}}),
+        D=entity(**query, **pattern("ANALYTICAL_DIMENSION")),
+        X=entity(**pattern("LANGUAGE_DEPENDENT_TEXT")),
+        F=entity(**query, **pattern("ANALYTICAL_FACT")),
+        H=entity(**pattern("ANALYTICAL_PARENT_CHILD_HIERARCHY")),
+        M=entity(**query, **pattern("ANALYTICAL_CUBE")),
+        R=entity(**{"@DataWarehouse.remote.connection": "S4", "@DataWarehouse.remote.entity": "I_ORDERS"}),
+        TYPE={"kind": "type", "type": "cds.String"},
+        CTX={"kind": "context"},
+        SRV={"kind": "service"},
+    )
+    kinds = dict(read(("S", payload)).assets.select("name", "kind").iter_rows())
+    assert kinds == {
+        "T": "table",
+        "V": "view",
+        "P": "view",
+        "D": "dimension",
+        "X": "text",
+        "F": "fact",
+        "H": "hierarchy",
+        "M": "analytic_model",
+        "R": "remote_table",
+    }
+
+
+def test_type_references_by_name_chain_ref_and_unresolved() -> None:
+    payload = csn(
+        AMOUNT_T={"kind": "type", "type": "MONEY_T"},
+        MONEY_T={"kind": "type", "type": "cds.Decimal", "precision": 23, "scale": 3},
+        CURRENCY_T={"kind": "type", "type": "cds.Association", "target": "CURRENCIES"},
+        BASE={"kind": "entity", "elements": {"CODE": {"type": "cds.String", "length": 5}}},
+        E={
+            "kind": "entity",
+            "elements": {
+                "A": {"type": "AMOUNT_T"},
+                "B": {"type": {"ref": ["BASE", "CODE"]}},
+                "C": {"type": "CURRENCY_T"},
+                "D": {"type": "NOT_DEFINED"},
+                "L": {"type": "MONEY_T", "precision": 10, "scale": 1},
+            },
+        },
+    )
+    frames = read(("S", payload))
+    cols = {r["column"]: r for r in frames.columns.filter(pl.col("name") == "E").iter_rows(named=True)}
+    assert (cols["A"]["source_type"], cols["A"]["precision"], cols["A"]["scale"], cols["A"]["type_origin"]) == (
+        "cds.Decimal",
+        23,
+        3,
+        "type",
+    )
+    assert (cols["B"]["source_type"], cols["B"]["length"]) == ("cds.String", 5)
+    assert "C" not in cols  # an association type is an edge
+    assert frames.edges.filter(pl.col("via") == "C")["target_name"].to_list() == ["CURRENCIES"]
+    assert cols["D"]["source_type"] == "NOT_DEFINED"
+    assert [e.event for e in frames.events] == ["type_unresolved"]
+    assert (cols["L"]["precision"], cols["L"]["scale"]) == (10, 1)  # the element's own facets win
+
+
+def test_data_flow_edges_for_joins_unions_subselects_and_parameters() -> None:
+    view = {
+        "kind": "entity",
+        "elements": {"K": {"type": "cds.Integer"}},
+        "query": {
+            "SELECT": {
+                "from": {
+                    "join": "left",
+                    "args": [
+                        {"ref": ["A"], "as": "a"},
+                        {"join": "inner", "args": [{"ref": [{"id": "B", "args": {"P": {"val": 1}}}]}, {"ref": ["C"]}]},
+                        {"SELECT": {"from": {"ref": ["D"]}}, "as": "sub"},
+                    ],
+                    "on": [],
+                }
+            }
+        },
+    }
+    union = {
+        "kind": "entity",
+        "elements": {"K": {"type": "cds.Integer"}},
+        "query": {"SET": {"op": "union", "args": [{"SELECT": {"from": {"ref": ["A"]}}}, {"SELECT": {"from": {"ref": ["E"]}}}]}},
+    }
+    edges = read(("S", csn(V=view, U=union))).edges
+    got = set(edges.select("source_name", "target_name", "kind").iter_rows())
+    assert got == {
+        ("A", "V", "join"),
+        ("B", "V", "join"),
+        ("C", "V", "join"),
+        ("D", "V", "join"),
+        ("A", "U", "union"),
+        ("E", "U", "union"),
+    }
+
+
+def test_space_rule_for_folders_files_and_contexts(tmp_path: Path) -> None:
+    root = tmp_path / "exports"
+    write(root / "SALES" / "a.json", csn(T1=TABLE))
+    write(root / "SALES" / "deeper" / "b.json", csn(T2=TABLE))
+    write(
+        root / "top.json",
+        csn(
+            OTHER={"kind": "context", "@DataWarehouse.space.name": "FINANCE"},
+            **{"OTHER.LEDGER": TABLE},
+            V={"kind": "entity", "elements": {"X": {"type": "cds.Integer"}}, "query": {"SELECT": {"from": {"ref": ["OTHER.LEDGER"]}}}},
+        ),
+    )
+    with pytest.raises(ConfigError, match=r"source\.space is required.*top\.json"):
+        CsnSource(CsnSourceConfig(path=root)).read()
+    frames = CsnSource(CsnSourceConfig(path=root, space="MAIN")).read()
+    assert set(frames.assets.select("space", "name").iter_rows()) == {
+        ("SALES", "T1"),
+        ("SALES", "T2"),
+        ("FINANCE", "LEDGER"),
+        ("MAIN", "V"),
+    }
+    assert ("FINANCE", "LEDGER", "MAIN", "V") in set(
+        frames.edges.select("source_space", "source_name", "target_space", "target_name").iter_rows()
+    )
+
+
+def test_i18n_bundle_beside_the_file_resolves_labels(tmp_path: Path) -> None:
+    payload = csn(T={"kind": "entity", "@title": "{i18n>Books}", "elements": {"A": {"type": "cds.Integer", "@title": "{i18n>Stock}"}, "B": {"type": "cds.Integer", "@title": "{i18n>Missing}"}}})
+    write(tmp_path / "S" / "model.json", payload)
+    write(tmp_path / "S" / "i18n.json", {"": {"Books": "Books", "Stock": "Stock"}, "de": {"Books": "Bücher", "Stock": "Bestand"}})
+    frames = CsnSource(CsnSourceConfig(path=tmp_path, language="de")).read()
+    assert frames.assets["business_name"].item() == "Bücher"
+    labels = dict(frames.columns.select("column", "business_name").iter_rows())
+    assert labels == {"A": "Bestand", "B": "{i18n>Missing}"}
+    assert [e.event for e in frames.events] == ["i18n_bundle"]
+
+
+def test_typeless_model_elements_take_the_type_of_their_source_or_fall_back() -> None:
+    fact = {"kind": "entity", "elements": {"QTY": {"type": "cds.Decimal", "precision": 13, "scale": 3}, "REGION": {"type": "cds.String", "length": 4}}}
+    model = {
+        "kind": "entity",
+        "@ObjectModel.modelingPattern": {"#": "ANALYTICAL_CUBE"},
+        "query": {"SELECT": {"from": {"ref": ["FACT"]}, "columns": [{"ref": ["FACT", "QTY"], "as": "QUANTITY"}, {"ref": ["REGION"]}, {"xpr": [{"val": 1}], "as": "ONE"}]}},
+        "elements": {"QUANTITY": {"@AnalyticsDetails.measureType": {"#": "BASE"}}, "REGION": {}, "ONE": {}},
+    }
+    frames = read(("S", csn(FACT=fact, MODEL=model)))
+    cols = {r["column"]: r for r in frames.columns.filter(pl.col("name") == "MODEL").iter_rows(named=True)}
+    assert (cols["QUANTITY"]["source_type"], cols["QUANTITY"]["precision"], cols["QUANTITY"]["type_origin"]) == (
+        "cds.Decimal",
+        13,
+        "lineage",
+    )
+    assert (cols["REGION"]["source_type"], cols["REGION"]["length"]) == ("cds.String", 4)
+    assert (cols["ONE"]["source_type"], cols["ONE"]["type_origin"]) == ("cds.String", "fallback")
+    warning = [e for e in frames.events if e.event == "type_fallback"]
+    assert len(warning) == 1 and warning[0].details["columns"] == ["ONE"]
+
+
+def test_duplicates_identical_count_once_different_are_flagged(tmp_path: Path) -> None:
+    write(tmp_path / "S" / "a.json", csn(T=TABLE))
+    write(tmp_path / "S" / "b.json", csn(T={**TABLE, "_meta": {"folder": "x"}}))  # bookkeeping only
+    frames = CsnSource(CsnSourceConfig(path=tmp_path)).read()
+    assert frames.assets.height == 1 and frames.assets["conflict_files"].list.len().item() == 0
+    assert frames.columns.height == 3
+
+    changed = json.loads(json.dumps(TABLE))
+    changed["elements"]["EXTRA"] = {"type": "cds.Integer"}
+    write(tmp_path / "S" / "c.json", csn(T=changed))
+    frames = CsnSource(CsnSourceConfig(path=tmp_path)).read()
+    assert frames.assets.height == 1
+    assert len(frames.assets["conflict_files"].item()) == 3
+    assert frames.columns.height == 3  # the first file's columns, not a mix
+    assert [e.event for e in frames.events] == ["duplicate_conflict"]
+
+
+def test_invalid_json_names_file_line_and_column(tmp_path: Path) -> None:
+    write(tmp_path / "S" / "good.json", csn(T=TABLE))
+    bad = write(tmp_path / "S" / "bad.json", '{"definitions": {\n  "T": {"kind": "entity",,}\n}}')
+    with pytest.raises(SourceError) as caught:
+        CsnSource(CsnSourceConfig(path=tmp_path)).read()
+    message = str(caught.value)
+    assert str(bad) in message and "line 2" in message and "column" in message
+
+    frames = CsnSource(CsnSourceConfig(path=tmp_path, skip_invalid=True)).read()
+    assert frames.incomplete
+    assert frames.assets["name"].to_list() == ["T"]
+    skipped = [e for e in frames.events if e.event == "file_skipped"]
+    assert skipped and skipped[0].details["file"] == str(bad)
+
+
+def test_files_that_are_not_csn_are_reported(tmp_path: Path) -> None:
+    write(tmp_path / "S" / "space.json", {"S": {"spaceDefinition": {"version": "1.0.4"}}})
+    write(tmp_path / "S" / "other.json", [1, 2, 3])
+    frames = CsnSource(CsnSourceConfig(path=tmp_path)).read()
+    assert frames.assets.is_empty()
+    assert sorted((e.event, e.severity) for e in frames.events) == [("not_csn", "info"), ("not_csn", "warning")]
+    assert not frames.incomplete
+
+
+def test_missing_source_path_is_a_source_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="does not exist"):
+        CsnSource(CsnSourceConfig(path=tmp_path / "nope", space="S")).read()

@@ -1,0 +1,247 @@
+"""End to end on the embedded default: CSN files → local catalog, with the audit trail."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+import metasync
+from metasync.errors import SourceError
+
+CONTRACT_COUNTS = {"assets", "created", "updated", "unchanged", "deleted", "failed", "skipped", "quarantined", "conflicts"}
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
+def config(tmp: Path, src: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "source": {"kind": "csn", "path": str(src), **extra.pop("source", {})},
+        "target": {"kind": "local", "path": str(tmp / "catalog")},
+        "audit": {"dir": str(tmp / "audit")},
+        **extra,
+    }
+
+
+def write_csn(path: Path, definitions: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"definitions": definitions}), encoding="utf-8")
+
+
+def entity(*columns: str, **extra: Any) -> dict[str, Any]:
+    return {"kind": "entity", "elements": {c: {"type": "cds.String", "length": 10} for c in columns}, **extra}
+
+
+def test_quickstart_creates_every_table_then_rerun_changes_nothing(example_workspace: Path) -> None:
+    yaml_path = example_workspace / "quickstart.yaml"
+    first = metasync.sync(yaml_path)
+    assert first.summary["status"] == "succeeded"
+    n = first.assets.height
+    assert n >= 10
+    assert first.summary["counts"]["created"] == n
+    assert first.summary["api_calls"]["CreateTable"] == n
+    catalog = example_workspace / "catalog"
+    tables = sorted(p.stem for p in (catalog / "sales" / "tables").glob("*.json"))
+    assert tables == sorted(first.assets["glue_table"].to_list())
+
+    before = snapshot(catalog)
+    second = metasync.sync(yaml_path)
+    assert second.summary["counts"]["unchanged"] == n
+    assert set(second.plan["action"]) == {"unchanged"}
+    assert not {"CreateTable", "UpdateTable", "CreateDatabase", "BatchDeleteTable"} & set(second.summary["api_calls"])
+    assert snapshot(catalog) == before
+
+
+def test_written_tables_carry_the_contract_parameters_and_limits(example_workspace: Path) -> None:
+    result = metasync.sync(example_workspace / "quickstart.yaml")
+    catalog = example_workspace / "catalog" / "sales"
+    database = json.loads((catalog / "database.json").read_text())
+    assert database["Parameters"]["metasync:managed"] == "true"
+    for row in result.assets.iter_rows(named=True):
+        table = json.loads((catalog / "tables" / f"{row['glue_table']}.json").read_text())
+        params = table["Parameters"]
+        assert params["metasync:managed"] == "true"
+        assert (params["metasync:space"], params["metasync:name"]) == (row["space"], row["name"])
+        assert len(params["metasync:hash"]) == 64
+        assert len(table.get("Description", "")) <= 2048
+        for column in table["StorageDescriptor"]["Columns"]:
+            assert column["Type"] == column["Type"].lower()
+            assert len(column.get("Comment", "")) <= 255 and "\n" not in column.get("Comment", "")
+    # the long description and the label with a line break keep their full text in Parameters
+    orders = json.loads((catalog / "tables" / "sales_orders.json").read_text())
+    cols = {c["Name"]: c for c in orders["StorageDescriptor"]["Columns"]}
+    long_text = cols["order_status"]["Parameters"]["metasync:description"]
+    assert len(long_text) > 255
+    assert "\n" in cols["requested_delivery_date"]["Parameters"]["metasync:business_name"]
+    assert cols["requested_delivery_date"]["Comment"] == "Requested Delivery Date"
+
+
+def test_a_changed_source_updates_only_that_table(example_workspace: Path) -> None:
+    yaml_path = example_workspace / "quickstart.yaml"
+    metasync.sync(yaml_path)
+    export = example_workspace / "exports" / "SALES" / "sales_tables.json"
+    doc = json.loads(export.read_text())
+    doc["definitions"]["CUSTOMERS"]["elements"]["LOYALTY_TIER"] = {"type": "cds.String", "length": 2}
+    export.write_text(json.dumps(doc))
+    result = metasync.sync(yaml_path)
+    changed = result.plan.filter(pl.col("action") != "unchanged")
+    assert changed.select("name", "action").rows() == [("CUSTOMERS", "update")]
+    assert result.summary["api_calls"].get("UpdateTable") == 1
+    event = result.events.filter((pl.col("name") == "CUSTOMERS") & (pl.col("event") == "asset"))
+    assert "loyalty_tier" in event["details"].item()
+
+
+def test_events_in_three_formats_hold_the_same_rows_and_summary_matches(example_workspace: Path) -> None:
+    result = metasync.sync(example_workspace / "quickstart.yaml")
+    folder = result.audit_dir
+    assert folder is not None and folder.parent == example_workspace / "metasync-audit"
+    parquet = pl.read_parquet(folder / "events.parquet")
+    csv = pl.read_csv(folder / "events.csv", infer_schema=False)
+    records = json.loads((folder / "events.json").read_text())
+    required = ["run_id", "ts", "event", "severity", "space", "name", "action", "status", "message", "details"]
+    assert set(required) <= set(parquet.columns)
+    as_text = parquet.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")).cast(pl.Utf8)
+    assert as_text.rows() == csv.select(as_text.columns).rows()
+    assert as_text.rows() == pl.DataFrame(records, schema=dict.fromkeys(as_text.columns, pl.Utf8)).rows()
+    assert parquet["ts"].dtype == pl.Datetime("us", "UTC")
+    for details in parquet["details"]:
+        json.loads(details)
+
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary == result.summary
+    assert {"run_id", "status", "dry_run", "started_at", "finished_at", "counts", "api_calls"} <= set(summary)
+    assert set(summary["counts"]) == CONTRACT_COUNTS
+    assert summary["run_id"] == folder.name == parquet["run_id"].unique().item()
+
+
+def test_plan_is_a_dry_run_that_writes_nothing(example_workspace: Path) -> None:
+    result = metasync.plan(example_workspace / "quickstart.yaml")
+    assert result.summary["dry_run"] is True
+    assert set(result.plan["action"]) == {"create"}
+    assert not (example_workspace / "catalog").exists()
+    assert (result.audit_dir / "summary.json").exists()
+    assert set(result.plan.columns) >= {"space", "name", "batch", "priority", "action"}
+    # batches respect data flow: the analytic model comes after its fact view
+    batch = dict(result.plan.select("name", "batch").iter_rows())
+    assert batch["SALES_ANALYSIS_AM"] > batch["SALES_FACT"] > batch["SALES_ORDER_ITEMS_ENRICHED"] > batch["SALES_ORDERS"]
+
+
+def test_hostile_names_never_leave_the_catalog(tmp_path: Path) -> None:
+    names = ["../escape", "a/b", "x\u0000y", "N" * 300, "..", "/etc/passwd", "Sales Ördér 2024"]
+    write_csn(tmp_path / "src" / "S" / "hostile.json", {n: entity("../col", "A/B", "a b") for n in names})
+    result = metasync.sync(config(tmp_path, tmp_path / "src"))
+    assert result.summary["counts"]["created"] == len(names)
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    allowed = (tmp_path / "src", tmp_path / "catalog", tmp_path / "audit")
+    assert all(any(root in p.parents for root in allowed) for p in written)
+    tables = result.assets["glue_table"].to_list()
+    assert all(len(t.encode()) <= 255 and t.replace("_", "").isalnum() and t == t.lower() for t in tables)
+    assert len(set(tables)) == len(names)
+    assert "sales_order_2024" in tables
+    cols = result.columns.filter(pl.col("name") == "../escape")["glue_column"].to_list()
+    assert cols == ["col", "a_b", "a_b_" + cols[2][4:]] and len(cols[2]) == len("a_b_") + 8
+
+
+def test_case_collisions_get_a_deterministic_suffix(tmp_path: Path) -> None:
+    write_csn(tmp_path / "src" / "S" / "c.json", {"SALES_ORDER": entity("A"), "Sales_Order": entity("A")})
+    first = metasync.plan(config(tmp_path, tmp_path / "src"))
+    names = dict(first.assets.select("name", "glue_table").iter_rows())
+    assert names["SALES_ORDER"] == "sales_order"  # lowest in code-point order keeps the plain name
+    assert names["Sales_Order"].startswith("sales_order_") and len(names["Sales_Order"]) == len("sales_order_") + 8
+    again = metasync.plan(config(tmp_path, tmp_path / "src"))
+    assert dict(again.assets.select("name", "glue_table").iter_rows()) == names
+
+
+def test_an_unmanaged_table_is_never_touched_and_is_a_conflict(tmp_path: Path) -> None:
+    write_csn(tmp_path / "src" / "S" / "t.json", {"ORDERS": entity("A"), "ITEMS": entity("B"), "V": entity("C", query={"SELECT": {"from": {"ref": ["ORDERS"]}}})})
+    foreign = tmp_path / "catalog" / "s" / "tables" / "orders.json"
+    foreign.parent.mkdir(parents=True)
+    foreign.write_text('{"Name": "orders", "Parameters": {"owner": "someone else"}}')
+    before = (foreign.read_bytes(), foreign.stat().st_mtime_ns)
+    result = metasync.sync(config(tmp_path, tmp_path / "src"))
+    assert (foreign.read_bytes(), foreign.stat().st_mtime_ns) == before
+    actions = dict(result.plan.select("name", "action").iter_rows())
+    assert actions == {"ORDERS": "conflict", "ITEMS": "create", "V": "skip"}
+    assert result.summary["status"] == "partial"
+    assert result.summary["counts"]["conflicts"] == 1 and result.summary["counts"]["skipped"] == 1
+    conflict = result.events.filter((pl.col("name") == "ORDERS") & (pl.col("event") == "asset")).row(0, named=True)
+    assert "not managed by metasync" in conflict["message"] and conflict["hint"]
+
+
+def test_rows_breaking_glue_limits_are_quarantined_and_the_rest_syncs(tmp_path: Path) -> None:
+    bad = entity("B")
+    bad["elements"]["B"]["@EndUserText.quickInfo"] = "x" * 600_000  # over Glue's 512,000-character Parameter value
+    write_csn(tmp_path / "src" / "S" / "t.json", {"GOOD": entity("A"), "BAD": bad})
+    result = metasync.sync(config(tmp_path, tmp_path / "src"))
+    actions = dict(result.plan.select("name", "action").iter_rows())
+    assert actions == {"GOOD": "create", "BAD": "quarantine"}
+    assert result.summary["counts"]["quarantined"] == 1 and result.summary["status"] == "partial"
+    event = result.events.filter((pl.col("name") == "BAD") & (pl.col("event") == "asset")).row(0, named=True)
+    assert "512,000" in event["message"] and "(B)" in event["message"] and event["hint"]
+    assert not (tmp_path / "catalog" / "s" / "tables" / "bad.json").exists()
+
+
+def test_invalid_json_stops_before_anything_is_written(tmp_path: Path) -> None:
+    write_csn(tmp_path / "src" / "S" / "good.json", {"T": entity("A")})
+    (tmp_path / "src" / "S" / "bad.json").write_text("{not json")
+    with pytest.raises(SourceError, match="bad.json is not valid JSON"):
+        metasync.sync(config(tmp_path, tmp_path / "src"))
+    assert not (tmp_path / "catalog").exists()
+    runs = list((tmp_path / "audit").iterdir())
+    assert len(runs) == 1 and json.loads((runs[0] / "summary.json").read_text())["status"] == "failed"
+
+    result = metasync.sync(config(tmp_path, tmp_path / "src", source={"skip_invalid": True}))
+    assert result.summary["status"] == "partial" and result.summary["counts"]["created"] == 1
+
+
+def test_delete_stale_removes_only_managed_tables_of_gone_assets(tmp_path: Path) -> None:
+    defs = {f"T{i}": entity("A") for i in range(10)}
+    write_csn(tmp_path / "src" / "S" / "t.json", defs)
+    metasync.sync(config(tmp_path, tmp_path / "src"))
+    foreign = tmp_path / "catalog" / "s" / "tables" / "mine.json"
+    foreign.write_text('{"Name": "mine"}')
+    del defs["T9"]
+    write_csn(tmp_path / "src" / "S" / "t.json", defs)
+    kept = metasync.sync(config(tmp_path, tmp_path / "src"))  # without the flag nothing is deleted
+    assert kept.summary["counts"]["deleted"] == 0 and (tmp_path / "catalog" / "s" / "tables" / "t9.json").exists()
+    result = metasync.sync(config(tmp_path, tmp_path / "src", sync={"delete_stale": True}))
+    assert result.summary["counts"]["deleted"] == 1
+    assert not (tmp_path / "catalog" / "s" / "tables" / "t9.json").exists()
+    assert foreign.exists()
+
+    for i in range(3):  # 3 of 9 managed tables would go: above the 20% default
+        del defs[f"T{i}"]
+    write_csn(tmp_path / "src" / "S" / "t.json", defs)
+    refused = metasync.sync(config(tmp_path, tmp_path / "src", sync={"delete_stale": True}))
+    assert refused.summary["counts"]["deleted"] == 0 and refused.summary["status"] == "partial"
+    message = refused.events.filter(pl.col("event") == "delete_refused")["message"].item()
+    assert "3 of 9" in message
+    assert (tmp_path / "catalog" / "s" / "tables" / "t0.json").exists()
+
+
+def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
+    write_csn(tmp_path / "proj" / "exports" / "S" / "t.json", {"T": entity("A")})
+    (tmp_path / "proj" / "c.yaml").write_text("source: {kind: csn, path: exports}\ntarget: {kind: local, path: out}\n")
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        result = metasync.sync(tmp_path / "proj" / "c.yaml")
+    finally:
+        os.chdir(cwd)
+    assert (tmp_path / "proj" / "out" / "s" / "tables" / "t.json").exists()
+    assert result.audit_dir is not None and result.audit_dir.parent == tmp_path / "proj" / "metasync-audit"
+
+
+def test_lineage_graph_follows_the_contract(example_workspace: Path) -> None:
+    graph = metasync.lineage(example_workspace / "quickstart.yaml")
+    assert all({"space", "name", "kind"} <= set(attrs) for _, attrs in graph.nodes(data=True))
+    assert all("kind" in attrs for _, _, attrs in graph.edges(data=True))
+    assert graph.edges["SALES.SALES_FACT", "SALES.SALES_ANALYSIS_AM"]["kind"] == "fact_source"
+    assert graph.edges["SALES.PRODUCT_DIM", "SALES.PRODUCT_TEXTS"]["kind"] == "text"
+    assert graph.nodes["SALES.SALES_ANALYSIS_AM"]["kind"] == "analytic_model"
