@@ -57,13 +57,14 @@ class FakeTenant:
     list_default_top: int = 25
     list_max_top: int = 200
     token_lifetime: int = 3600
+    token_max_uses: int | None = None  # a token expires after this many API requests
     spaces: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)
     changed_on: dict[tuple[str, str, str], str] = field(default_factory=dict)
     forbidden: set[str] = field(default_factory=set)
     hidden_from_catalog: set[str] = field(default_factory=set)
     faults: list[Fault] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
-    valid_tokens: set[str] = field(default_factory=set)
+    valid_tokens: dict[str, int] = field(default_factory=dict)  # token → API requests made with it
     issued_tokens: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
@@ -155,13 +156,19 @@ class FakeTenant:
         with self._lock:
             self.issued_tokens += 1
             token = f"token-{self.issued_tokens}"
-            self.valid_tokens.add(token)
+            self.valid_tokens[token] = 0
         return 200, {"access_token": token, "token_type": "bearer", "expires_in": self.token_lifetime}
 
     def _answer_get(self, path: str, query: dict[str, list[str]], headers: dict[str, str]) -> tuple[int, Any]:
         auth = headers.get("authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else ""
         with self._lock:
-            authorised = auth.startswith("Bearer ") and auth[7:] in self.valid_tokens
+            authorised = token in self.valid_tokens
+            if authorised:
+                self.valid_tokens[token] += 1
+                if self.token_max_uses is not None and self.valid_tokens[token] > self.token_max_uses:
+                    del self.valid_tokens[token]
+                    authorised = False
         if not authorised:
             return 401, {"error": "invalid_token"}
         if path == CATALOG:
@@ -205,6 +212,7 @@ class FakeTenant:
 class _Handler(BaseHTTPRequestHandler):
     tenant: FakeTenant
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
         return
@@ -283,8 +291,9 @@ def split_file(path: Path, space: str) -> list[tuple[str, str, str, dict[str, An
     """A CSN export as per-object design-time documents: `(space, object_type, technical_name, csn)`.
 
     Each document holds its entity plus every non-entity definition of the file (types, contexts, services),
-    and for an analytic model its `businessLayerDefinitions` entry. Entities inside a context annotated with
-    `@DataWarehouse.space.name` are stored in that other space, under the rest of their name.
+    and for an analytic model its `businessLayerDefinitions` entry. An entity inside a context annotated with
+    `@DataWarehouse.space.name` is stored in that other space, under the rest of its name; its document keeps
+    that context, so that its references resolve in its own space.
     """
     csn = json.loads(path.read_text(encoding="utf-8"))
     definitions: dict[str, Any] = csn.get("definitions", {})
@@ -303,11 +312,37 @@ def split_file(path: Path, space: str) -> list[tuple[str, str, str, dict[str, An
         owner, technical_name, context = space, name, shared
         for prefix, other in foreign.items():
             if name.startswith(prefix + "."):
-                owner, technical_name, context = other, name[len(prefix) + 1:], {}
+                owner, technical_name, context = other, name[len(prefix) + 1:], {prefix: shared[prefix]}
         document = dict(header)
-        document["definitions"] = {**context, technical_name: definition}
-        if technical_name in layers:
-            document["businessLayerDefinitions"] = {technical_name: layers[technical_name]}
+        document["definitions"] = {**context, name: definition}
+        if name in layers:
+            document["businessLayerDefinitions"] = {name: layers[name]}
         kind = object_type_of(technical_name, definition, set(layers))
         documents.append((owner, kind, technical_name, document))
     return documents
+
+
+NOT_OBJECTS = ("i18n.json", "1_create_first_space.json")  # an i18n bundle and a space definition
+
+
+def corpus_spaces(corpus: Path) -> dict[str, Path]:
+    """One space per CSN file of the corpus, named after the file (upper case, `_`, at most 20 characters)."""
+    spaces: dict[str, Path] = {}
+    for path in sorted(corpus.glob("*.json")):
+        if path.name in NOT_OBJECTS:
+            continue
+        space = re.sub(r"[^A-Z0-9]+", "_", path.stem.upper()).strip("_")[:20]
+        assert space not in spaces, f"two corpus files map to space {space}"
+        spaces[space] = path
+    return spaces
+
+
+def load_corpus(tenant: FakeTenant, corpus: Path, folder: Path) -> dict[str, Path]:
+    """Store the corpus in the tenant, and link the same files as `folder/<SPACE>/<file>` for the CSN source."""
+    spaces = corpus_spaces(corpus)
+    for space, path in spaces.items():
+        (folder / space).mkdir(parents=True, exist_ok=True)
+        (folder / space / path.name).symlink_to(path)
+        for owner, object_type, name, document in split_file(path, space):
+            tenant.add_object(owner, object_type, name, document)
+    return spaces

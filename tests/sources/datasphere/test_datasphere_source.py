@@ -1,0 +1,286 @@
+"""The `datasphere` source against the fake tenant: same frames as files, spaces, flows, incremental reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from datasphere_tenant import FakeTenant, load_corpus
+
+from metasync.config import CsnSourceConfig, DatasphereSourceConfig
+from metasync.errors import ConnectorAuthError, SourceError
+from metasync.models import SourceFrames
+from metasync.sources.csn import CsnSource
+from metasync.sources.datasphere.source import DatasphereSource
+
+
+def source(tenant: FakeTenant, audit_dir: Path | None = None, **overrides: Any) -> DatasphereSource:
+    return DatasphereSource(DatasphereSourceConfig.model_validate(tenant.source_config(**overrides)), audit_dir=audit_dir)
+
+
+def rows(frame: pl.DataFrame) -> list[tuple[Any, ...]]:
+    """The rows of a frame as a sorted list, `source_file` left out (it names a file or an endpoint)."""
+    frame = frame.drop("source_file", strict=False)
+    return sorted(frame.rows(), key=repr)
+
+
+def assert_same_frames(left: SourceFrames, right: SourceFrames) -> None:
+    for name in ("assets", "columns", "edges", "column_lineage"):
+        a, b = getattr(left, name), getattr(right, name)
+        assert a.columns == b.columns, name
+        assert rows(a) == rows(b), name
+
+
+def table(name: str, *elements: str) -> dict[str, Any]:
+    return {
+        "definitions": {
+            name: {
+                "kind": "entity",
+                "@EndUserText.label": f"{name} label",
+                "elements": {e: {"type": "cds.String", "length": 10} for e in elements or ("ID",)},
+            }
+        }
+    }
+
+
+def view(name: str, upstream: str) -> dict[str, Any]:
+    return {
+        "definitions": {
+            name: {
+                "kind": "entity",
+                "query": {"SELECT": {"from": {"ref": [upstream]}, "columns": [{"ref": ["ID"]}]}},
+                "elements": {"ID": {"type": "cds.String", "length": 10}},
+            }
+        }
+    }
+
+
+@pytest.mark.corpus
+def test_rest_source_gives_the_same_frames_as_the_files(
+    tenant: FakeTenant, corpus_dir: Path, tmp_path: Path
+) -> None:
+    spaces = load_corpus(tenant, corpus_dir, tmp_path / "files")
+    rest = source(tenant, max_workers=4).read()
+    files = CsnSource(CsnSourceConfig(path=tmp_path / "files")).read()
+    assert_same_frames(rest, files)
+    assert rest.assets.height > 150 and rest.columns.height > 3000 and rest.edges.height > 200
+    assert set(spaces) <= set(rest.assets["space"])
+    assert not rest.incomplete
+    # every object came from its own design-time read, named by its endpoint
+    assert rest.assets["source_file"].str.contains("/dwaas-core/api/v1/spaces/").all()
+
+
+@pytest.mark.corpus
+def test_corpus_objects_are_read_once_each_with_one_token(
+    tenant: FakeTenant, corpus_dir: Path, tmp_path: Path
+) -> None:
+    load_corpus(tenant, corpus_dir, tmp_path / "files")
+    stored = sum(len(objects) for types in tenant.spaces.values() for objects in types.values())
+    source(tenant).read()
+    reads = [r for r in tenant.calls("GET", "/dwaas-core/") if r.path.count("/") == 7]
+    assert len(reads) == stored
+    assert len(tenant.calls("POST", "/oauth/token")) == 1
+
+
+@pytest.mark.corpus
+def test_failures_during_a_read_do_not_change_the_frames(
+    tenant: FakeTenant, corpus_dir: Path, tmp_path: Path
+) -> None:
+    load_corpus(tenant, corpus_dir, tmp_path / "files")
+    clean = source(tenant).read()
+    tenant.fail(r"/catalog/spaces$", 503)
+    tenant.fail(r"/views/", 429, times=3, headers={"Retry-After": "0"})
+    tenant.fail(r"/localtables/", 500, times=2)
+    tenant.fail(r"/analyticmodels$", 502)
+    tenant.token_max_uses = 100
+    tenant.requests.clear()
+    troubled = source(tenant).read()
+    assert_same_frames(troubled, clean)
+    assert {r.status for r in tenant.requests} >= {401, 429, 500, 502, 503}
+    assert len(tenant.calls("POST", "/oauth/token")) >= 3
+
+
+def test_a_space_refusing_the_user_is_skipped_and_the_read_is_partial(tenant: FakeTenant) -> None:
+    tenant.add_object("SALES", "localtables", "ORDERS", table("ORDERS"))
+    tenant.forbidden.add("HR")
+    frames = source(tenant).read()
+    assert frames.incomplete
+    assert frames.assets.select("space", "name").rows() == [("SALES", "ORDERS")]
+    (event,) = [e for e in frames.events if e.event == "space_skipped"]
+    assert (event.severity, event.space) == ("error", "HR")
+    assert event.message == "the technical user is not a member of space HR"
+    assert event.hint and "HR" in event.hint
+    assert len(tenant.calls("GET", "/spaces/HR/")) >= 1
+
+
+def test_configured_spaces_skip_the_catalog(tenant: FakeTenant) -> None:
+    tenant.add_object("SALES", "localtables", "ORDERS", table("ORDERS"))
+    tenant.add_object("FINANCE", "localtables", "LEDGER", table("LEDGER"))
+    frames = source(tenant, spaces=["FINANCE"], object_types=["localtables", "views"]).read()
+    assert frames.assets.select("space", "name").rows() == [("FINANCE", "LEDGER")]
+    assert tenant.calls("GET", "/catalog/") == []
+    listed_types = {r.path.rsplit("/", 1)[1] for r in tenant.calls("GET", r"/spaces/FINANCE/[a-z]+$")}
+    assert listed_types == {"localtables", "views"}
+
+
+def test_every_space_of_the_catalog_is_read_by_default(tenant: FakeTenant) -> None:
+    for space in ("A", "B", "C", "D", "E"):
+        tenant.add_object(space, "localtables", f"T_{space}", table(f"T_{space}"))
+    frames = source(tenant).read()
+    assert sorted(frames.assets["space"].to_list()) == ["A", "B", "C", "D", "E"]
+
+
+def test_a_missing_space_is_an_error_event(tenant: FakeTenant) -> None:
+    tenant.add_object("SALES", "localtables", "ORDERS", table("ORDERS"))
+    frames = source(tenant, spaces=["SALES", "NOPE"], object_types=["localtables"]).read()
+    assert frames.incomplete
+    (event,) = [e for e in frames.events if e.event == "object_type_unavailable"]
+    assert event.space == "NOPE" and "/spaces/NOPE/localtables" in event.message
+
+
+def test_bounded_concurrency(tenant: FakeTenant) -> None:
+    for i in range(12):
+        tenant.add_object("SALES", "localtables", f"T{i}", table(f"T{i}"))
+    # every read first gets a slow 429, so that reads overlap
+    tenant.fail(r"/localtables/T\d+$", 429, times=12, delay=0.05, headers={"Retry-After": "0"})
+    frames = source(tenant, max_workers=3, object_types=["localtables"]).read()
+    assert frames.assets.height == 12
+    assert 2 <= tenant.max_in_flight <= 3
+
+
+def test_run_level_failures_raise(tenant: FakeTenant) -> None:
+    tenant.add_object("SALES", "localtables", "ORDERS", table("ORDERS"))
+    tenant.fail(r"/localtables/ORDERS$", 500, times=50)
+    with pytest.raises(SourceError, match="/localtables/ORDERS"):
+        source(tenant, max_retries=1).read()
+    with pytest.raises(ConnectorAuthError):
+        source(tenant, client_secret="not-the-secret").read()
+
+
+def test_data_and_replication_flows_become_flow_edges(tenant: FakeTenant) -> None:
+    tenant.add_object("SALES", "remotetables", "RT_ORDERS", table("RT_ORDERS"))
+    tenant.add_object("SALES", "localtables", "ORDERS", table("ORDERS"))
+    tenant.add_object("SALES", "localtables", "ORDERS_COPY", table("ORDERS_COPY"))
+    tenant.add_object("SALES", "dataflows", "DF_ORDERS", data_flow("DF_ORDERS", "RT_ORDERS", "ORDERS"))
+    tenant.add_object("SALES", "replicationflows", "RF_S4", replication_flow("RF_S4"))
+    tenant.add_object("SALES", "transformationflows", "TF_COPY", transformation_flow("TF_COPY", "ORDERS", "ORDERS_COPY"))
+    frames = source(tenant).read()
+    flows = frames.edges.filter(pl.col("kind") == "flow")
+    assert sorted(flows.select("source_space", "source_name", "target_space", "target_name", "via").rows()) == [
+        ("SALES", "ORDERS", "SALES", "ORDERS_COPY", "TF_COPY"),
+        ("SALES", "RT_ORDERS", "SALES", "ORDERS", "DF_ORDERS"),
+        ("SALES", "S4H/I_PRODUCT", "SALES", "PRODUCT", "RF_S4"),
+        ("SALES", "S4H/I_SALESORDER", "SALES", "SALESORDER", "RF_S4"),
+    ]
+    # flows are not assets, and the tables their documents carry are not read from them
+    assert sorted(frames.assets["name"].to_list()) == ["ORDERS", "ORDERS_COPY", "RT_ORDERS"]
+
+
+def data_flow(name: str, source_table: str, target_table: str) -> dict[str, Any]:
+    def process(component: str, entity: str) -> dict[str, Any]:
+        return {
+            "component": component,
+            "metadata": {
+                "label": entity,
+                "config": {"service": "HANA", "hanaConnection": {"connectionID": "$DWC"}, "dwcEntity": entity},
+            },
+        }
+
+    return {
+        "dataflows": {
+            name: {
+                "kind": "sap.dis.dataflow",
+                "@EndUserText.label": name,
+                "contents": {
+                    "processes": {
+                        "source1": process("com.sap.database.table.consumer", source_table),
+                        "projection1": {"component": "com.sap.dataflow.projection", "metadata": {}},
+                        "target1": process("com.sap.database.table.producer", target_table),
+                    }
+                },
+                "sources": {source_table: {"elements": {"ID": {}}}},
+                "targets": {target_table: {"elements": {"ID": {}}}},
+            }
+        },
+        "definitions": table(target_table)["definitions"],
+    }
+
+
+def replication_flow(name: str) -> dict[str, Any]:
+    tasks = [
+        {"name": f"task{i}", "sourceObject": {"name": src}, "targetObject": {"name": dst}}
+        for i, (src, dst) in enumerate((("I_PRODUCT", "PRODUCT"), ("I_SALESORDER", "SALESORDER")))
+    ]
+    return {
+        "replicationflows": {
+            name: {
+                "kind": "sap.dis.replicationflow",
+                "contents": {
+                    "sourceSystem": [{"connectionId": "S4H", "container": "/CDS_EXTRACTION"}],
+                    "targetSystem": [{"connectionId": "$DWC", "container": ""}],
+                    "replicationTasks": tasks,
+                },
+                "targets": {"PRODUCT": {"elements": {}}, "SALESORDER": {"elements": {}}},
+            }
+        }
+    }
+
+
+def transformation_flow(name: str, source_table: str, target_table: str) -> dict[str, Any]:
+    return {
+        "transformationflows": {
+            name: {
+                "kind": "sap.dwc.transformationflow",
+                "sources": {source_table: {}},
+                "targets": {target_table: {}},
+            }
+        }
+    }
+
+
+def test_incremental_reads_only_changed_objects(tenant: FakeTenant, tmp_path: Path) -> None:
+    audit = tmp_path / "metasync-audit"
+    tenant.add_object("SALES", "localtables", "ORDERS", table("ORDERS"), changed_on="2025-01-01T00:00:00Z")
+    tenant.add_object("SALES", "localtables", "ITEMS", table("ITEMS"), changed_on="2025-01-01T00:00:00Z")
+    tenant.add_object("SALES", "views", "V_ORDERS", view("V_ORDERS", "ORDERS"), changed_on="2025-01-01T00:00:00Z")
+    first = source(tenant, audit).read()
+    state_files = list((tmp_path / "metasync-audit.state").glob("datasphere-*.json"))
+    assert len(state_files) == 1
+    assert tenant.client_secret not in state_files[0].read_text()
+
+    tenant.requests.clear()
+    second = source(tenant, audit).read()
+    assert_same_frames(second, first)
+    assert [r for r in tenant.requests if r.path.count("/") == 7] == []  # listed, nothing read
+    assert any(e.event == "incremental_read" and e.details == {"reused": 3, "read": 0} for e in second.events)
+
+    tenant.add_object("SALES", "localtables", "ORDERS", table("ORDERS", "ID", "AMOUNT"), changed_on="2025-02-01T00:00:00Z")
+    del tenant.spaces["SALES"]["localtables"]["ITEMS"]
+    tenant.requests.clear()
+    third = source(tenant, audit).read()
+    reads = [r.path for r in tenant.requests if r.path.count("/") == 7]
+    assert reads == ["/dwaas-core/api/v1/spaces/SALES/localtables/ORDERS"]
+    assert sorted(third.assets["name"].to_list()) == ["ORDERS", "V_ORDERS"]
+    assert third.columns.filter(pl.col("name") == "ORDERS")["column"].to_list() == ["ID", "AMOUNT"]
+
+
+def test_without_incremental_every_object_is_read(tenant: FakeTenant, tmp_path: Path) -> None:
+    tenant.add_object("SALES", "localtables", "ORDERS", table("ORDERS"))
+    source(tenant, tmp_path / "audit", incremental=False).read()
+    source(tenant, tmp_path / "audit", incremental=False).read()
+    assert len(tenant.calls("GET", "/localtables/ORDERS$")) == 2
+    assert not (tmp_path / "audit.state").exists()
+
+
+def test_a_corrupt_state_file_is_ignored(tenant: FakeTenant, tmp_path: Path) -> None:
+    tenant.add_object("SALES", "localtables", "ORDERS", table("ORDERS"))
+    state = tmp_path / "audit.state"
+    state.mkdir()
+    source(tenant, tmp_path / "audit").read()
+    (path,) = state.iterdir()
+    path.write_text("{not json")
+    frames = source(tenant, tmp_path / "audit").read()
+    assert frames.assets["name"].to_list() == ["ORDERS"]
+    assert len(tenant.calls("GET", "/localtables/ORDERS$")) == 2
