@@ -100,9 +100,31 @@ class GlueTargetConfig(_Strict):
     max_requests_per_second: float = Field(default=10.0, gt=0)
     max_workers: int = Field(default=4, ge=1, le=64)
     max_retry_seconds: float = Field(default=120.0, gt=0)
-    location_template: str | None = None
+    location_template: str | None = Field(
+        default=None, description="StorageDescriptor Location, with {space}, {name}, {database}, {table}"
+    )
     storage_format: Literal["parquet", "orc", "csv", "json", "avro"] = "parquet"
     skip_archive: bool = True
+
+    @field_validator(
+        "region", "profile", "endpoint_url", "catalog_id", "role_arn", "location_template", mode="before"
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        """`${VAR:-}` left empty means "not set"."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("location_template")
+    @classmethod
+    def _known_placeholders(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                value.format(space="s", name="n", database="d", table="t")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(
+                    f"unknown placeholder or bad braces ({exc}); use {{space}}, {{name}}, {{database}}, {{table}}"
+                ) from exc
+        return value
 
 
 TargetConfig = Annotated[Union[LocalTargetConfig, GlueTargetConfig], Field(discriminator="kind")]
@@ -174,10 +196,19 @@ def _interpolate(value: Any, origin: str, key: str = "") -> Any:
 
 
 def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
-    """Merge `overlay` into a copy of `base`: dicts merge key by key, everything else is replaced."""
+    """Merge `overlay` into a copy of `base`: dicts merge key by key, everything else is replaced.
+
+    A dict whose `kind` differs from the base's (e.g. a target switching from `local` to `glue`) replaces it
+    whole, since the keys of one kind mean nothing to another.
+    """
     merged = copy.deepcopy(base)
     for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        current = merged.get(key)
+        if (
+            isinstance(value, dict)
+            and isinstance(current, dict)
+            and value.get("kind", current.get("kind")) == current.get("kind")
+        ):
             merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)

@@ -1,0 +1,119 @@
+"""The `metasync` command as a user runs it: exit codes, messages on stderr, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def metasync(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "metasync.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "HOME": str(cwd or Path.cwd())},
+    )
+
+
+def csn_project(tmp_path: Path, files: dict[str, str], extra: str = "") -> Path:
+    for name, text in files.items():
+        path = tmp_path / "exports" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    config = tmp_path / "metasync.yaml"
+    config.write_text("source: {kind: csn, path: exports}\ntarget: {kind: local, path: catalog}\n" + extra)
+    return config
+
+
+GOOD = json.dumps({"definitions": {"T": {"kind": "entity", "elements": {"A": {"type": "cds.Integer"}}}}})
+
+
+def test_sync_then_rerun_exit_zero(example_workspace: Path) -> None:
+    first = metasync("sync", "-c", str(example_workspace / "quickstart.yaml"))
+    assert first.returncode == 0, first.stderr
+    assert "created" in first.stdout and "succeeded" in first.stdout
+    second = metasync("sync", "-c", str(example_workspace / "quickstart.yaml"))
+    assert second.returncode == 0
+    assert "CreateTable" not in second.stdout
+
+
+def test_plan_shows_the_batches_and_writes_nothing(example_workspace: Path) -> None:
+    result = metasync("plan", "-c", str(example_workspace / "quickstart.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert "SALES.SALES_ANALYSIS_AM" in result.stdout and "create" in result.stdout
+    assert not (example_workspace / "catalog").exists()
+
+
+def test_invalid_json_exits_3_naming_file_line_and_column(tmp_path: Path) -> None:
+    config = csn_project(tmp_path, {"S/good.json": GOOD, "S/bad.json": '{"definitions": {\n  "T": }\n}'})
+    result = metasync("sync", "-c", str(config))
+    assert result.returncode == 3
+    assert "bad.json is not valid JSON" in result.stderr and "line 2, column" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "catalog").exists()
+    assert len(list((tmp_path / "metasync-audit").iterdir())) == 1
+
+
+def test_skip_invalid_ends_partial_with_exit_1(tmp_path: Path) -> None:
+    config = csn_project(
+        tmp_path, {"S/good.json": GOOD, "S/bad.json": "{"}, extra="audit: {dir: audit}\n"
+    )
+    config.write_text(config.read_text().replace("path: exports}", "path: exports, skip_invalid: true}"))
+    result = metasync("sync", "-c", str(config))
+    assert result.returncode == 1, result.stderr
+    assert (tmp_path / "catalog" / "s" / "tables" / "t.json").exists()
+    (run,) = (tmp_path / "audit").iterdir()
+    assert json.loads((run / "summary.json").read_text())["status"] == "partial"
+
+
+@pytest.mark.parametrize(
+    ("config_text", "needle"),
+    [
+        ("source: {kind: csn, path: exports, colour: red}\n", "unknown key 'source.colour'"),
+        ("source: {kind: sftp, path: exports}\n", "source"),
+    ],
+)
+def test_bad_config_exits_2_with_one_sentence(tmp_path: Path, config_text: str, needle: str) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(config_text)
+    result = metasync("sync", "-c", str(config))
+    assert result.returncode == 2
+    assert needle in result.stderr and str(config) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "catalog").exists()
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert metasync("sync").returncode == 2
+    assert metasync("lineage", "-c", "x.yaml", "--format", "pdf").returncode == 2
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    config = csn_project(tmp_path, {"S/bad.json": "{"})
+    result = metasync("sync", "-c", str(config), "--debug")
+    assert result.returncode == 3
+    assert "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "graphml", "mermaid"])
+def test_lineage_formats(example_workspace: Path, fmt: str) -> None:
+    result = metasync(
+        "lineage", "-c", str(example_workspace / "quickstart.yaml"), "--asset", "SALES.SALES_ANALYSIS_AM",
+        "--direction", "upstream", "--format", fmt,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "SALES_FACT" in result.stdout
+    if fmt == "json":
+        json.loads(result.stdout)
+
+
+def test_lineage_unknown_asset_exits_2(example_workspace: Path) -> None:
+    result = metasync("lineage", "-c", str(example_workspace / "quickstart.yaml"), "--asset", "SALES.NOPE")
+    assert result.returncode == 2
+    assert "SALES.NOPE" in result.stderr
