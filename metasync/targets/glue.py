@@ -144,7 +144,6 @@ class GlueTarget:
         self.calls = CallCounter()
         self._known: dict[tuple[str, str], _Known] = {}
         self._known_lock = threading.Lock()
-        _check_location_template(config.location_template)
         try:
             session = session or self._session()
             client = session.client(
@@ -589,15 +588,3 @@ def _outcome(row: dict[str, Any], status: str, code: str | None, message: str) -
         "message": message,
         "hint": hint_for(code) if code else None,
     }
-
-
-def _check_location_template(template: str | None) -> None:
-    if template is None:
-        return
-    try:
-        template.format(space="s", name="n", database="d", table="t")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(
-            f"target.location_template '{template}' uses an unknown placeholder or bad braces ({exc}).",
-            hint="Use only {space}, {name}, {database} and {table}.",
-        ) from exc

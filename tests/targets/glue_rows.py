@@ -97,8 +97,8 @@ def request(rows: list[dict[str, Any]], databases: list[str] | None = None) -> W
     )
 
 
-def config(endpoint: str, **overrides: Any) -> GlueTargetConfig:
-    """A Glue target config pointing at `endpoint`, fast enough for tests."""
+def target_settings(endpoint: str, **overrides: Any) -> dict[str, Any]:
+    """The `target` section of a config pointing at `endpoint`, fast enough for tests."""
     values: dict[str, Any] = {
         "kind": "glue",
         "region": REGION,
@@ -107,8 +107,12 @@ def config(endpoint: str, **overrides: Any) -> GlueTargetConfig:
         "max_workers": 4,
         "max_retry_seconds": 30,
     }
-    values.update(overrides)
-    return GlueTargetConfig.model_validate(values)
+    return values | overrides
+
+
+def config(endpoint: str, **overrides: Any) -> GlueTargetConfig:
+    """A validated Glue target config pointing at `endpoint`."""
+    return GlueTargetConfig.model_validate(target_settings(endpoint, **overrides))
 
 
 def direct_client(moto_url: str) -> Any:

@@ -12,6 +12,7 @@ import pytest
 from glue_proxy import GlueProxy
 from glue_rows import all_tables, config, direct_client, request, row
 
+from metasync.config import load_config
 from metasync.errors import ConfigError, TargetError
 from metasync.targets.base import OUTCOME_COLUMNS, TABLE_STATE_COLUMNS
 from metasync.targets.glue import GlueTarget
@@ -276,6 +277,10 @@ def test_role_arn_assumes_the_role_through_sts(moto: str, monkeypatch: pytest.Mo
     assert target.read_state(["sales"]).tables.height == 1
 
 
-def test_bad_location_template_is_a_config_error(aws_env: None) -> None:
-    with pytest.raises(ConfigError, match="location_template"):
-        GlueTarget(config("http://127.0.0.1:9", location_template="s3://b/{schema}/"))
+def test_bad_location_template_is_a_config_error() -> None:
+    config = {
+        "source": {"kind": "csn", "path": "x"},
+        "target": {"kind": "glue", "location_template": "s3://b/{schema}/"},
+    }
+    with pytest.raises(ConfigError, match="target.location_template"):
+        load_config(config)
