@@ -257,12 +257,15 @@ def map_assets(assets: pl.LazyFrame, columns: pl.LazyFrame, edges: pl.LazyFrame)
 
 
 def _suffix(names: pl.Series) -> pl.Series:
-    """`_` + 8 hex digits of SHA-256 of each name (applied only to the few names that collide or are cut)."""
-    return pl.Series(
-        names.name,
-        ["_" + hashlib.sha256(n.encode("utf-8")).hexdigest()[:SUFFIX_LEN] for n in names.to_list()],
-        dtype=pl.Utf8,
-    )
+    """`_` + 8 hex digits of SHA-256 of each name (applied only to the few names that collide or are cut).
+
+    SHA-256 rather than Polars' own hash: that one may change between Polars versions, and a changed suffix
+    would rename tables, which Glue cannot do.
+    """
+    digest = hashlib.sha256
+    suffixes = [digest(n.encode()).hexdigest() for n in names.to_list()]  # row-python-ok: colliding names only
+    suffixes = [s[:SUFFIX_LEN] for s in suffixes]
+    return pl.Series(names.name, ["_" + s for s in suffixes], dtype=pl.Utf8)
 
 
 def _dedupe(frame: pl.DataFrame, *, group: list[str], name_col: str, original: str, order: str) -> pl.DataFrame:

@@ -37,11 +37,31 @@ def _row_python(path: Path) -> list[str]:
     return sorted(found, key=lambda hit: int(hit.split(":")[1].split(" ")[0]))
 
 
+WAIVER = "# row-python-ok:"
+
+
+def _waived(path: Path, hit: str) -> bool:
+    """A hit is allowed only where its line says why, e.g. a digest over the few colliding names."""
+    line = path.read_text(encoding="utf-8").splitlines()[int(hit.split(":")[1].split(" ")[0]) - 1]
+    return WAIVER in line and len(line.split(WAIVER, 1)[1].strip()) > 20
+
+
 def test_no_per_row_python_in_transform_and_validate():
     files = sorted((PACKAGE / "transform").rglob("*.py")) + sorted((PACKAGE / "validate").rglob("*.py"))
     assert files
-    offenders = [hit for f in files for hit in _row_python(f)]
+    offenders = [hit for f in files for hit in _row_python(f) if not _waived(f, hit)]
     assert offenders == []
+
+
+def test_a_waiver_needs_a_reason(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "def f(s):\n"
+        "    a = [v for v in s.to_list()]  # row-python-ok: only the few names that collide, needs SHA-256\n"
+        "    b = [v for v in s.to_list()]  # row-python-ok:\n"
+    )
+    hits = _row_python(sample)
+    assert [_waived(sample, h) for h in hits] == [True, False]
 
 
 def test_the_scan_finds_row_python(tmp_path):
