@@ -7,11 +7,14 @@ upstream of the asset that holds the association. Tables come back as polars fra
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import networkx as nx
 import polars as pl
 
 from metasync.errors import ConfigError
-from metasync.graph.lineage import dependency_graph, require_asset
+from metasync.graph.lineage import dependency_graph, is_data_flow, require_asset
+from metasync.models import RELATIONSHIP_EDGE_KINDS
 
 NEIGHBOUR_SCHEMA = {
     "asset": pl.Utf8,
@@ -30,14 +33,31 @@ def _neighbours(graph: nx.DiGraph, distances: dict[str, int]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=NEIGHBOUR_SCHEMA, orient="row").sort("distance", "asset")
 
 
+def _step(graph: nx.DiGraph, *, reverse: bool, relationships: bool) -> Callable[[str], Iterator[str]]:
+    """The neighbours one dependency step upstream (`reverse`) or downstream of a node."""
+    pred, succ = graph.pred, graph.succ
+    flow_next, rel_next = (pred, succ) if reverse else (succ, pred)
+
+    def neighbours(node: str) -> Iterator[str]:
+        for other, data in flow_next[node].items():
+            if other != node and is_data_flow(data["kind"]):
+                yield other
+        if relationships:
+            for other, data in rel_next[node].items():
+                if other != node and data["kind"] in RELATIONSHIP_EDGE_KINDS:
+                    yield other
+
+    return neighbours
+
+
 def _reach(
     graph: nx.DiGraph, asset: str, *, reverse: bool, depth: int | None, relationships: bool
 ) -> dict[str, int]:
-    deps = dependency_graph(graph, relationships=relationships)
-    distances = nx.single_source_shortest_path_length(
-        deps.reverse(copy=False) if reverse else deps, require_asset(graph, asset), cutoff=depth
-    )
-    distances.pop(asset, None)
+    distances = {require_asset(graph, asset): 0}
+    step = _step(graph, reverse=reverse, relationships=relationships)
+    for u, v in nx.generic_bfs_edges(graph, asset, neighbors=step, depth_limit=depth):
+        distances[v] = distances[u] + 1
+    distances.pop(asset)
     return distances
 
 

@@ -21,6 +21,8 @@ The algorithm (`plan_batches`):
 
 from __future__ import annotations
 
+from typing import Any
+
 import networkx as nx
 import polars as pl
 
@@ -65,26 +67,38 @@ def run_dependencies(assets: pl.DataFrame, edges: pl.DataFrame) -> pl.DataFrame:
     return deps
 
 
+def _cycles(graph: nx.DiGraph) -> list[set[str]]:
+    """The members of every dependency cycle: strongly connected components of two or more assets, and assets
+    that read themselves (data-flow self-loops, removed from `graph` here)."""
+    loops = {u for u, _ in nx.selfloop_edges(graph)}
+    graph.remove_edges_from([(u, u) for u in loops])
+    if nx.is_directed_acyclic_graph(graph):
+        return [{u} for u in sorted(loops)]
+    components = [c for c in nx.strongly_connected_components(graph) if len(c) > 1]
+    in_components = set().union(*components)
+    return components + [{u} for u in sorted(loops - in_components)]
+
+
 def _cycle_reason(graph: nx.DiGraph, members: set[str]) -> str:
-    """'dependency cycle: S.A -> S.B -> S.A', naming every member of the strongly connected component."""
-    sub = graph.subgraph(members)
+    """'dependency cycle: S.A -> S.B -> S.A', naming every member of the cycle."""
     start = min(members)
-    cycle = [u for u, _ in nx.find_cycle(sub, source=start)]
+    if len(members) == 1:
+        return f"{CYCLE_PREFIX}{start} -> {start}"
+    cycle = [u for u, _ in nx.find_cycle(graph.subgraph(members), source=start)]
     path = " -> ".join([*cycle, cycle[0]])
     rest = sorted(members - set(cycle))
     return f"{CYCLE_PREFIX}{path}" + (f" (also in the cycle: {', '.join(rest)})" if rest else "")
 
 
-def _held(graph: nx.DiGraph, components: list[set[str]], blocked: dict[str, str]) -> dict[str, str]:
+def _held(graph: nx.DiGraph, cycles: list[set[str]], blocked: dict[str, str]) -> dict[str, str]:
     """Held assets and why: cycle members, blocked assets, and the data-flow dependents of either."""
     held: dict[str, str] = {}
     roots: list[tuple[str, str]] = []  # (asset, reason its dependents inherit)
-    for members in components:
-        if len(members) > 1 or graph.has_edge(next(iter(members)), next(iter(members))):
-            reason = _cycle_reason(graph, members)
-            for member in sorted(members):
-                held[member] = reason
-            roots.append((min(members), reason))
+    for members in cycles:
+        reason = _cycle_reason(graph, members)
+        for member in sorted(members):
+            held[member] = reason
+        roots.append((min(members), reason))
     for node, reason in sorted(blocked.items()):
         if node in graph and node not in held:
             held[node] = reason
@@ -95,25 +109,29 @@ def _held(graph: nx.DiGraph, components: list[set[str]], blocked: dict[str, str]
     return held
 
 
-def _schedule(graph: nx.DiGraph, components: list[set[str]], tiers: dict[str, int]) -> dict[str, int]:
+def _schedule(graph: nx.DiGraph, cycles: list[set[str]], tiers: dict[str, int]) -> dict[str, int]:
     """Batch per asset: tier groups in order, topological generations inside each group (see module doc)."""
-    condensed = nx.condensation(graph, scc=components)
-    members = condensed.graph["mapping"]  # node -> component index
-    effective: dict[int, int] = {}
-    for component in reversed(list(nx.topological_sort(condensed))):
-        own = min(tiers[node] for node in condensed.nodes[component]["members"])
-        below = (effective[succ] for succ in condensed.successors(component))
-        effective[component] = min(own, *below) if condensed.out_degree(component) else own
-    batches: dict[int, int] = {}
-    offset = 0
-    for tier in sorted(set(effective.values())):
-        group = condensed.subgraph([c for c, t in effective.items() if t == tier])
-        generation = -1
-        for generation, layer in enumerate(nx.topological_generations(group)):
-            for component in layer:
-                batches[component] = offset + generation
-        offset += generation + 1
-    return {node: batches[component] for node, component in members.items()}
+    if any(len(members) > 1 for members in cycles):
+        dag = nx.condensation(graph)
+        component_of: dict[str, Any] = dag.graph["mapping"]
+        own = {c: min(tiers[n] for n in dag.nodes[c]["members"]) for c in dag}
+    else:
+        dag, component_of, own = graph, {n: n for n in graph}, tiers
+    effective: dict[Any, int] = {}
+    for node in reversed(list(nx.topological_sort(dag))):
+        effective[node] = min([own[node], *(effective[succ] for succ in dag.successors(node))])
+    # Generations of the graph that keeps only edges inside a tier group are the generations of each group.
+    within: nx.DiGraph = nx.DiGraph()
+    within.add_nodes_from(dag)
+    within.add_edges_from((u, v) for u, v in dag.edges if effective[u] == effective[v])
+    layer = {node: index for index, nodes in enumerate(nx.topological_generations(within)) for node in nodes}
+    height: dict[int, int] = {}
+    for node, tier in effective.items():
+        height[tier] = max(height.get(tier, 0), layer[node] + 1)
+    offset, start = {}, 0
+    for tier in sorted(height):
+        offset[tier], start = start, start + height[tier]
+    return {node: offset[effective[c]] + layer[c] for node, c in component_of.items()}
 
 
 def plan_batches(
@@ -146,11 +164,10 @@ def plan_batches(
     blocked_reasons: dict[str, str] = {}
     if blocked is not None and blocked.height:
         blocked_reasons = dict(blocked.select(_ids().alias("id"), pl.col("reason").cast(pl.Utf8)).iter_rows())
-    components = list(nx.strongly_connected_components(graph))
-    held = _held(graph, components, blocked_reasons)
-    graph.remove_edges_from(list(nx.selfloop_edges(graph)))
+    cycles = _cycles(graph)
+    held = _held(graph, cycles, blocked_reasons)
     batches = _schedule(
-        graph, components, dict(zip(frame["id"].to_list(), frame["priority"].to_list(), strict=True))
+        graph, cycles, dict(zip(frame["id"].to_list(), frame["priority"].to_list(), strict=True))
     )
     upstreams = (
         deps.filter(pl.col("upstream") != pl.col("downstream"))
