@@ -263,7 +263,7 @@ def _suffix(names: pl.Series) -> pl.Series:
     would rename tables, which Glue cannot do.
     """
     digest = hashlib.sha256
-    suffixes = [digest(n.encode()).hexdigest() for n in names.to_list()]  # row-python-ok: colliding names only
+    suffixes = [digest(n.encode()).hexdigest() for n in names.to_list()]  # row-python-ok: colliding/cut names only
     suffixes = [s[:SUFFIX_LEN] for s in suffixes]
     return pl.Series(names.name, ["_" + s for s in suffixes], dtype=pl.Utf8)
 
