@@ -1,4 +1,4 @@
-"""The `metasync` command line: sync, plan, lineage."""
+"""The `metasync` command line: sync, plan, lineage, export."""
 
 from __future__ import annotations
 
@@ -182,6 +182,28 @@ def lineage(
 
     text = _guard(debug, action)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+@app.command()
+def export(
+    config: ConfigOption,
+    to: Annotated[Path, typer.Option("--to", help="Folder for the CSN files (one subfolder per space).")],
+    env: EnvOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Write what a Datasphere tenant holds as CSN files, for offline syncs with a `csn` source."""
+    from metasync.config import load_config
+    from metasync.sources.datasphere.export import export_tenant
+
+    summary = _guard(debug, lambda: export_tenant(load_config(config, env=env), to))
+    for event in summary["events"]:
+        err.print(f"[yellow]{event['severity']}:[/] {event['message']}", highlight=False, soft_wrap=True)
+    out.print(
+        f"exported {summary['objects']} objects of {len(summary['spaces'])} spaces to {summary['folder']}; "
+        f"status: [bold]{summary['status']}[/]",
+        highlight=False,
+    )
+    raise typer.Exit(int(ExitCode.OK if summary["status"] == "succeeded" else ExitCode.PARTIAL))
 
 
 def main() -> None:

@@ -76,7 +76,7 @@ def make_source(config: Config) -> Source:
         return CsnSource(config.source)
     from metasync.sources.datasphere.source import DatasphereSource
 
-    return DatasphereSource(config.source)
+    return DatasphereSource(config.source, audit_dir=config.audit.dir)
 
 
 def make_target(config: Config) -> Target:

@@ -31,6 +31,7 @@ from metasync.models import (
     SourceFrames,
 )
 from metasync.sources.csn_lineage import column_lineage_rows
+from metasync.sources.datasphere.flows import flow_edges, is_flow_document
 
 log = logging.getLogger(__name__)
 
@@ -318,10 +319,19 @@ def _gc_paused() -> Iterator[None]:
 
 
 def read_documents(docs: Iterable[CsnDocument], *, language: str = "en") -> SourceFrames:
-    """Read CSN documents into validated frames; identical duplicates collapse, differing ones are flagged."""
+    """Read CSN documents into validated frames; identical duplicates collapse, differing ones are flagged.
+
+    Documents holding Datasphere flows contribute only their `flow` edges (flows are not entities).
+    """
+    docs = list(docs)
     with _gc_paused():
-        prepared = [_prepare(doc, language) for doc in docs]
-        return _walk(prepared)
+        prepared = [_prepare(doc, language) for doc in docs if not is_flow_document(doc.payload)]
+        frames = _walk(prepared)
+    flows = flow_edges((doc.space or "", doc.payload) for doc in docs if is_flow_document(doc.payload))
+    if flows.height:
+        frames.edges = pl.concat([frames.edges, flows], how="diagonal_relaxed").unique(maintain_order=True)
+        frames.validate()
+    return frames
 
 
 def _prepare(document: CsnDocument, language: str) -> _Doc:
@@ -763,7 +773,9 @@ class CsnSource:
                         )
                     )
                     continue
-                if isinstance(payload, dict) and isinstance(payload.get("definitions"), dict):
+                if isinstance(payload, dict) and (
+                    isinstance(payload.get("definitions"), dict) or is_flow_document(payload)
+                ):
                     documents.append(CsnDocument(origin=str(file.path), space=file.space, payload=payload))
                 elif _is_i18n_bundle(payload):
                     bundles[file.path.parent] = payload

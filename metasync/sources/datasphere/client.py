@@ -19,8 +19,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Self
 from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
@@ -99,8 +99,8 @@ def _retry_after_seconds(response: httpx.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _body_excerpt(response: httpx.Response, limit: int = 200) -> str:
@@ -136,7 +136,7 @@ class DatasphereClient:
         self.retries: Counter[str] = Counter()
 
     # ------------------------------------------------------------------ lifecycle
-    def __enter__(self) -> DatasphereClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:

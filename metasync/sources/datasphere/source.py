@@ -18,14 +18,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import polars as pl
 
 from metasync.config import DatasphereSourceConfig
 from metasync.errors import SourceError
 from metasync.models import Event, SourceFrames
 from metasync.sources.csn import CsnDocument, read_documents
-from metasync.sources.datasphere.client import DatasphereClient, ListedObject, ObjectNotFound, SpaceAccessDenied
-from metasync.sources.datasphere.flows import flow_edges, is_flow_document
+from metasync.sources.datasphere.client import (
+    DatasphereClient,
+    ListedObject,
+    ObjectNotFound,
+    SpaceAccessDenied,
+)
 from metasync.sources.datasphere.state import CachedObject, ObjectKey, StateStore, state_path
 
 log = logging.getLogger(__name__)
@@ -56,16 +59,9 @@ class TenantSnapshot:
     incomplete: bool = False
 
     def frames(self, language: str) -> SourceFrames:
-        """The source frames of the snapshot, as the CSN reader builds them, plus flow edges."""
-        documents = [
-            CsnDocument(origin=o.origin, space=o.space, payload=o.payload)
-            for o in self.objects
-            if not is_flow_document(o.payload)
-        ]
+        """The source frames of the snapshot, as the CSN reader builds them from the same documents."""
+        documents = [CsnDocument(origin=o.origin, space=o.space, payload=o.payload) for o in self.objects]
         frames = read_documents(documents, language=language)
-        flows = flow_edges((o.space, o.payload) for o in self.objects if is_flow_document(o.payload))
-        if flows.height:
-            frames.edges = pl.concat([frames.edges, flows], how="diagonal_relaxed").unique(maintain_order=True)
         frames.events[:0] = self.events
         frames.incomplete = frames.incomplete or self.incomplete
         return frames.validate()

@@ -6,7 +6,6 @@ import email.utils
 import time
 
 import pytest
-from datasphere_tenant import FakeTenant
 
 from metasync.config import DatasphereSourceConfig
 from metasync.errors import ConfigError, ConnectorAuthError, SourceError
@@ -16,6 +15,8 @@ from metasync.sources.datasphere.client import (
     SpaceAccessDenied,
     derive_token_url,
 )
+
+from .datasphere_tenant import FakeTenant
 
 
 def make_client(tenant: FakeTenant, sleeps: list[float] | None = None, **overrides: object) -> DatasphereClient:
@@ -97,9 +98,8 @@ def test_a_second_401_after_refresh_is_an_auth_error(tenant: FakeTenant) -> None
 
 def test_wrong_secret_is_refused_without_revealing_it(tenant: FakeTenant) -> None:
     tenant.add_space("SALES")
-    with make_client(tenant, client_secret="wrong-Secret-0042") as client:
-        with pytest.raises(ConnectorAuthError) as caught:
-            client.list_objects("SALES", "views")
+    with make_client(tenant, client_secret="wrong-Secret-0042") as client, pytest.raises(ConnectorAuthError) as caught:
+        client.list_objects("SALES", "views")
     message = str(caught.value) + repr(caught.value) + repr(caught.value.__cause__)
     assert "token endpoint" in message and tenant.token_url in message
     assert "wrong-Secret-0042" not in message

@@ -7,13 +7,14 @@ from typing import Any
 
 import polars as pl
 import pytest
-from datasphere_tenant import FakeTenant, load_corpus
 
 from metasync.config import CsnSourceConfig, DatasphereSourceConfig
 from metasync.errors import ConnectorAuthError, SourceError
 from metasync.models import SourceFrames
 from metasync.sources.csn import CsnSource
 from metasync.sources.datasphere.source import DatasphereSource
+
+from .datasphere_tenant import FakeTenant, load_corpus
 
 
 def source(tenant: FakeTenant, audit_dir: Path | None = None, **overrides: Any) -> DatasphereSource:
@@ -59,9 +60,9 @@ def view(name: str, upstream: str) -> dict[str, Any]:
 
 @pytest.mark.corpus
 def test_rest_source_gives_the_same_frames_as_the_files(
-    tenant: FakeTenant, corpus_dir: Path, tmp_path: Path
+    tenant: FakeTenant, corpus_path: Path, tmp_path: Path
 ) -> None:
-    spaces = load_corpus(tenant, corpus_dir, tmp_path / "files")
+    spaces = load_corpus(tenant, corpus_path, tmp_path / "files")
     rest = source(tenant, max_workers=4).read()
     files = CsnSource(CsnSourceConfig(path=tmp_path / "files")).read()
     assert_same_frames(rest, files)
@@ -74,9 +75,9 @@ def test_rest_source_gives_the_same_frames_as_the_files(
 
 @pytest.mark.corpus
 def test_corpus_objects_are_read_once_each_with_one_token(
-    tenant: FakeTenant, corpus_dir: Path, tmp_path: Path
+    tenant: FakeTenant, corpus_path: Path, tmp_path: Path
 ) -> None:
-    load_corpus(tenant, corpus_dir, tmp_path / "files")
+    load_corpus(tenant, corpus_path, tmp_path / "files")
     stored = sum(len(objects) for types in tenant.spaces.values() for objects in types.values())
     source(tenant).read()
     reads = [r for r in tenant.calls("GET", "/dwaas-core/") if r.path.count("/") == 7]
@@ -86,9 +87,9 @@ def test_corpus_objects_are_read_once_each_with_one_token(
 
 @pytest.mark.corpus
 def test_failures_during_a_read_do_not_change_the_frames(
-    tenant: FakeTenant, corpus_dir: Path, tmp_path: Path
+    tenant: FakeTenant, corpus_path: Path, tmp_path: Path
 ) -> None:
-    load_corpus(tenant, corpus_dir, tmp_path / "files")
+    load_corpus(tenant, corpus_path, tmp_path / "files")
     clean = source(tenant).read()
     tenant.fail(r"/catalog/spaces$", 503)
     tenant.fail(r"/views/", 429, times=3, headers={"Retry-After": "0"})

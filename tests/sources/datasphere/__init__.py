@@ -1,0 +1,1 @@
+"""Tests of the Datasphere REST source against a fake tenant."""
