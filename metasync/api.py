@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from metasync.config import load_config
 from metasync.graph.lineage import build_lineage_graph
 from metasync.pipeline import ConfigInput, SyncResult, read_source, run
+
+if TYPE_CHECKING:
+    import networkx as nx  # only metasync.graph imports networkx at run time
 
 
 def sync(config: ConfigInput, *, env: str | None = None, dry_run: bool = False) -> SyncResult:
