@@ -49,7 +49,8 @@ def to_graphml(graph: nx.DiGraph) -> str:
 
 def to_node_link(graph: nx.DiGraph) -> dict[str, Any]:
     """The node-link form (`nodes`, `edges`) as a JSON-ready dict."""
-    return nx.node_link_data(graph, edges="edges")
+    data: dict[str, Any] = nx.node_link_data(graph, edges="edges")
+    return data
 
 
 def to_json(graph: nx.DiGraph) -> str:

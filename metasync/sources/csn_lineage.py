@@ -49,10 +49,11 @@ def _ref_name(segment: Any) -> str:
 
 def query_of(definition: dict[str, Any]) -> dict[str, Any] | None:
     """The query of a view (`query`), or a projection wrapped as a SELECT; None for tables."""
-    if isinstance(definition.get("query"), dict):
-        return definition["query"]
-    if isinstance(definition.get("projection"), dict):
-        return {"SELECT": definition["projection"]}
+    query, projection = definition.get("query"), definition.get("projection")
+    if isinstance(query, dict):
+        return query
+    if isinstance(projection, dict):
+        return {"SELECT": projection}
     return None
 
 
@@ -214,10 +215,10 @@ def _query_columns(
     for entry in entries or []:
         if not isinstance(entry, dict):
             continue
-        name = _column_name(entry)
-        upstreams = _column_upstreams(entry, name, scope) if name else None
-        if name and upstreams is not None:
-            columns[name] = upstreams
+        column = _column_name(entry)
+        found = _column_upstreams(entry, column, scope) if column else None
+        if column and found is not None:
+            columns[column] = found
     passthrough = _passthrough(scope)
     if entries is None or "*" in entries:
         excluded = set(select.get("excluding") or [])
