@@ -93,7 +93,9 @@ def column_changes(desired_json: str | None, current_json: str | None) -> dict[s
         if not text:
             return {}
         table = orjson.loads(text)
-        return {c["Name"]: c.get("Type", "") for c in (table.get("StorageDescriptor") or {}).get("Columns") or []}
+        return {
+            c["Name"]: c.get("Type", "") for c in (table.get("StorageDescriptor") or {}).get("Columns") or []
+        }
 
     new, old = columns(desired_json), columns(current_json)
     return {

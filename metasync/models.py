@@ -96,7 +96,7 @@ COLUMN_LINEAGE_SCHEMA = pa.DataFrameSchema(
     name="column_lineage",
 )
 
-EVENT_COLUMNS = {
+EVENT_COLUMNS: dict[str, Any] = {
     "run_id": pl.Utf8,
     "ts": pl.Datetime("us", "UTC"),
     "event": pl.Utf8,

@@ -61,9 +61,7 @@ def test_invalid_json_exits_3_naming_file_line_and_column(tmp_path: Path) -> Non
 
 
 def test_skip_invalid_ends_partial_with_exit_1(tmp_path: Path) -> None:
-    config = csn_project(
-        tmp_path, {"S/good.json": GOOD, "S/bad.json": "{"}, extra="audit: {dir: audit}\n"
-    )
+    config = csn_project(tmp_path, {"S/good.json": GOOD, "S/bad.json": "{"}, extra="audit: {dir: audit}\n")
     config.write_text(config.read_text().replace("path: exports}", "path: exports, skip_invalid: true}"))
     result = metasync("sync", "-c", str(config))
     assert result.returncode == 1, result.stderr
@@ -104,8 +102,15 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 @pytest.mark.parametrize("fmt", ["table", "json", "graphml", "mermaid"])
 def test_lineage_formats(example_workspace: Path, fmt: str) -> None:
     result = metasync(
-        "lineage", "-c", str(example_workspace / "quickstart.yaml"), "--asset", "SALES.SALES_ANALYSIS_AM",
-        "--direction", "upstream", "--format", fmt,
+        "lineage",
+        "-c",
+        str(example_workspace / "quickstart.yaml"),
+        "--asset",
+        "SALES.SALES_ANALYSIS_AM",
+        "--direction",
+        "upstream",
+        "--format",
+        fmt,
     )
     assert result.returncode == 0, result.stderr
     assert "SALES_FACT" in result.stdout

@@ -51,7 +51,9 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
         load_config(tmp_path / "absent.yaml")
 
 
-def test_environment_variables_are_interpolated_with_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_variables_are_interpolated_with_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("EXPORT_DIR", "/data/exports")
     monkeypatch.delenv("REGION", raising=False)
     cfg = load_config(
@@ -97,7 +99,9 @@ def test_env_deep_merges_over_the_rest(tmp_path: Path) -> None:
 
 
 def test_an_environment_overlay_with_an_unknown_key_fails(tmp_path: Path) -> None:
-    path = write(tmp_path, "source: {kind: csn, path: x}\nenvironments: {dev: {target: {kind: local, pth: y}}}\n")
+    path = write(
+        tmp_path, "source: {kind: csn, path: x}\nenvironments: {dev: {target: {kind: local, pth: y}}}\n"
+    )
     load_config(path)  # not chosen: not checked
     with pytest.raises(ConfigError, match="unknown key 'target.pth'"):
         load_config(path, env="dev")

@@ -13,11 +13,25 @@ import pytest
 import metasync
 from metasync.errors import SourceError
 
-CONTRACT_COUNTS = {"assets", "created", "updated", "unchanged", "deleted", "failed", "skipped", "quarantined", "conflicts"}
+CONTRACT_COUNTS = {
+    "assets",
+    "created",
+    "updated",
+    "unchanged",
+    "deleted",
+    "failed",
+    "skipped",
+    "quarantined",
+    "conflicts",
+}
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
-    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
 
 
 def config(tmp: Path, src: Path, **extra: Any) -> dict[str, Any]:
@@ -54,7 +68,9 @@ def test_quickstart_creates_every_table_then_rerun_changes_nothing(example_works
     second = metasync.sync(yaml_path)
     assert second.summary["counts"]["unchanged"] == n
     assert set(second.plan["action"]) == {"unchanged"}
-    assert not {"CreateTable", "UpdateTable", "CreateDatabase", "BatchDeleteTable"} & set(second.summary["api_calls"])
+    assert not {"CreateTable", "UpdateTable", "CreateDatabase", "BatchDeleteTable"} & set(
+        second.summary["api_calls"]
+    )
     assert snapshot(catalog) == before
 
 
@@ -104,7 +120,18 @@ def test_events_in_three_formats_hold_the_same_rows_and_summary_matches(example_
     parquet = pl.read_parquet(folder / "events.parquet")
     csv = pl.read_csv(folder / "events.csv", infer_schema=False)
     records = json.loads((folder / "events.json").read_text())
-    required = ["run_id", "ts", "event", "severity", "space", "name", "action", "status", "message", "details"]
+    required = [
+        "run_id",
+        "ts",
+        "event",
+        "severity",
+        "space",
+        "name",
+        "action",
+        "status",
+        "message",
+        "details",
+    ]
     assert set(required) <= set(parquet.columns)
     as_text = parquet.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")).cast(pl.Utf8)
     assert as_text.rows() == csv.select(as_text.columns).rows()
@@ -129,7 +156,12 @@ def test_plan_is_a_dry_run_that_writes_nothing(example_workspace: Path) -> None:
     assert set(result.plan.columns) >= {"space", "name", "batch", "priority", "action"}
     # batches respect data flow: the analytic model comes after its fact view
     batch = dict(result.plan.select("name", "batch").iter_rows())
-    assert batch["SALES_ANALYSIS_AM"] > batch["SALES_FACT"] > batch["SALES_ORDER_ITEMS_ENRICHED"] > batch["SALES_ORDERS"]
+    assert (
+        batch["SALES_ANALYSIS_AM"]
+        > batch["SALES_FACT"]
+        > batch["SALES_ORDER_ITEMS_ENRICHED"]
+        > batch["SALES_ORDERS"]
+    )
 
 
 def test_hostile_names_never_leave_the_catalog(tmp_path: Path) -> None:
@@ -153,13 +185,23 @@ def test_case_collisions_get_a_deterministic_suffix(tmp_path: Path) -> None:
     first = metasync.plan(config(tmp_path, tmp_path / "src"))
     names = dict(first.assets.select("name", "glue_table").iter_rows())
     assert names["SALES_ORDER"] == "sales_order"  # lowest in code-point order keeps the plain name
-    assert names["Sales_Order"].startswith("sales_order_") and len(names["Sales_Order"]) == len("sales_order_") + 8
+    assert (
+        names["Sales_Order"].startswith("sales_order_")
+        and len(names["Sales_Order"]) == len("sales_order_") + 8
+    )
     again = metasync.plan(config(tmp_path, tmp_path / "src"))
     assert dict(again.assets.select("name", "glue_table").iter_rows()) == names
 
 
 def test_an_unmanaged_table_is_never_touched_and_is_a_conflict(tmp_path: Path) -> None:
-    write_csn(tmp_path / "src" / "S" / "t.json", {"ORDERS": entity("A"), "ITEMS": entity("B"), "V": entity("C", query={"SELECT": {"from": {"ref": ["ORDERS"]}}})})
+    write_csn(
+        tmp_path / "src" / "S" / "t.json",
+        {
+            "ORDERS": entity("A"),
+            "ITEMS": entity("B"),
+            "V": entity("C", query={"SELECT": {"from": {"ref": ["ORDERS"]}}}),
+        },
+    )
     foreign = tmp_path / "catalog" / "s" / "tables" / "orders.json"
     foreign.parent.mkdir(parents=True)
     foreign.write_text('{"Name": "orders", "Parameters": {"owner": "someone else"}}')
@@ -170,13 +212,17 @@ def test_an_unmanaged_table_is_never_touched_and_is_a_conflict(tmp_path: Path) -
     assert actions == {"ORDERS": "conflict", "ITEMS": "create", "V": "skip"}
     assert result.summary["status"] == "partial"
     assert result.summary["counts"]["conflicts"] == 1 and result.summary["counts"]["skipped"] == 1
-    conflict = result.events.filter((pl.col("name") == "ORDERS") & (pl.col("event") == "asset")).row(0, named=True)
+    conflict = result.events.filter((pl.col("name") == "ORDERS") & (pl.col("event") == "asset")).row(
+        0, named=True
+    )
     assert "not managed by metasync" in conflict["message"] and conflict["hint"]
 
 
 def test_rows_breaking_glue_limits_are_quarantined_and_the_rest_syncs(tmp_path: Path) -> None:
     bad = entity("B")
-    bad["elements"]["B"]["@EndUserText.quickInfo"] = "x" * 600_000  # over Glue's 512,000-character Parameter value
+    bad["elements"]["B"]["@EndUserText.quickInfo"] = (
+        "x" * 600_000
+    )  # over Glue's 512,000-character Parameter value
     write_csn(tmp_path / "src" / "S" / "t.json", {"GOOD": entity("A"), "BAD": bad})
     result = metasync.sync(config(tmp_path, tmp_path / "src"))
     actions = dict(result.plan.select("name", "action").iter_rows())
@@ -209,7 +255,10 @@ def test_delete_stale_removes_only_managed_tables_of_gone_assets(tmp_path: Path)
     del defs["T9"]
     write_csn(tmp_path / "src" / "S" / "t.json", defs)
     kept = metasync.sync(config(tmp_path, tmp_path / "src"))  # without the flag nothing is deleted
-    assert kept.summary["counts"]["deleted"] == 0 and (tmp_path / "catalog" / "s" / "tables" / "t9.json").exists()
+    assert (
+        kept.summary["counts"]["deleted"] == 0
+        and (tmp_path / "catalog" / "s" / "tables" / "t9.json").exists()
+    )
     result = metasync.sync(config(tmp_path, tmp_path / "src", sync={"delete_stale": True}))
     assert result.summary["counts"]["deleted"] == 1
     assert not (tmp_path / "catalog" / "s" / "tables" / "t9.json").exists()
@@ -227,7 +276,9 @@ def test_delete_stale_removes_only_managed_tables_of_gone_assets(tmp_path: Path)
 
 def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
     write_csn(tmp_path / "proj" / "exports" / "S" / "t.json", {"T": entity("A")})
-    (tmp_path / "proj" / "c.yaml").write_text("source: {kind: csn, path: exports}\ntarget: {kind: local, path: out}\n")
+    (tmp_path / "proj" / "c.yaml").write_text(
+        "source: {kind: csn, path: exports}\ntarget: {kind: local, path: out}\n"
+    )
     cwd = os.getcwd()
     try:
         os.chdir(tmp_path)

@@ -40,7 +40,11 @@ class AuditLog:
         self._flush_rows()
         now = datetime.now(UTC)
         filled = frame.with_columns(
-            *[pl.lit(None, dtype=dtype).alias(name) for name, dtype in EVENT_COLUMNS.items() if name not in frame.columns]
+            *[
+                pl.lit(None, dtype=dtype).alias(name)
+                for name, dtype in EVENT_COLUMNS.items()
+                if name not in frame.columns
+            ]
         ).with_columns(run_id=pl.lit(self.run_id), ts=pl.lit(now, dtype=pl.Datetime("us", "UTC")))
         self._frames.append(filled.select([pl.col(n).cast(t) for n, t in EVENT_COLUMNS.items()]))
 

@@ -39,7 +39,7 @@ def _file_stem(name: str) -> str:
     """The file name of a table: its name, or for long names a cut plus a hash (the file keeps the full Name)."""
     if len(name) <= MAX_STEM:
         return name
-    return f"{name[:MAX_STEM - 17]}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+    return f"{name[: MAX_STEM - 17]}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
 
 def _dumps(document: dict[str, Any]) -> bytes:
@@ -62,7 +62,9 @@ class LocalTarget:
         for part in (database, table):
             if part is not None and (not part or not set(part) <= SAFE):
                 raise TargetError(f"refusing to use {part!r} as a catalog file name under {self.root}.")
-        path = self.root / database / ("database.json" if table is None else f"tables/{_file_stem(table)}.json")
+        path = (
+            self.root / database / ("database.json" if table is None else f"tables/{_file_stem(table)}.json")
+        )
         if self.root.resolve() not in path.resolve().parents:
             raise TargetError(f"refusing to write outside the local catalog {self.root}: {path}.")
         return path
@@ -98,7 +100,9 @@ class LocalTarget:
             db_file = self._database_file(database)
             if db_file.exists():
                 db_params = self._read_json(db_file).get("Parameters") or {}
-                db_rows.append({"glue_database": database, "managed": db_params.get("metasync:managed") == "true"})
+                db_rows.append(
+                    {"glue_database": database, "managed": db_params.get("metasync:managed") == "true"}
+                )
             folder = db_file.parent / "tables"
             if not folder.is_dir():
                 continue
@@ -138,7 +142,10 @@ class LocalTarget:
             raise
 
     def _is_managed_file(self, path: Path) -> bool:
-        return path.exists() and (self._read_json(path).get("Parameters") or {}).get("metasync:managed") == "true"
+        return (
+            path.exists()
+            and (self._read_json(path).get("Parameters") or {}).get("metasync:managed") == "true"
+        )
 
     def write(self, request: WriteRequest, progress: ProgressCallback | None = None) -> pl.DataFrame:
         for row in request.databases.iter_rows(named=True):

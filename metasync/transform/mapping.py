@@ -119,7 +119,9 @@ def source_type_label_expr() -> pl.Expr:
             pl.format(
                 "({})",
                 pl.concat_str(
-                    [pl.col("precision").cast(pl.Utf8), pl.col("scale").cast(pl.Utf8)], separator=",", ignore_nulls=True
+                    [pl.col("precision").cast(pl.Utf8), pl.col("scale").cast(pl.Utf8)],
+                    separator=",",
+                    ignore_nulls=True,
                 ),
             )
         )
@@ -146,11 +148,19 @@ def safe_name_expr(expr: pl.Expr) -> pl.Expr:
 def one_line(expr: pl.Expr, limit: int) -> pl.Expr:
     """Text on one line, cut to `limit` characters (ending in `...` when cut)."""
     flat = expr.str.replace_all(r"[\r\n\t]+", " ").str.strip_chars()
-    return pl.when(flat.str.len_chars() > limit).then(flat.str.slice(0, limit - 3) + pl.lit("...")).otherwise(flat)
+    return (
+        pl.when(flat.str.len_chars() > limit)
+        .then(flat.str.slice(0, limit - 3) + pl.lit("..."))
+        .otherwise(flat)
+    )
 
 
 def cut(expr: pl.Expr, limit: int) -> pl.Expr:
-    return pl.when(expr.str.len_chars() > limit).then(expr.str.slice(0, limit - 3) + pl.lit("...")).otherwise(expr)
+    return (
+        pl.when(expr.str.len_chars() > limit)
+        .then(expr.str.slice(0, limit - 3) + pl.lit("..."))
+        .otherwise(expr)
+    )
 
 
 def _param(key: str, value: pl.Expr) -> pl.Expr:
@@ -182,7 +192,10 @@ def map_columns(columns: pl.LazyFrame) -> pl.LazyFrame:
                 ("metasync:semantic_role", pl.col("semantic_role")),
                 ("metasync:aggregation", pl.col("aggregation")),
                 ("metasync:key", pl.when(pl.col("is_key")).then(pl.lit("true"))),
-                ("metasync:type_origin", pl.when(pl.col("type_origin") != "declared").then(pl.col("type_origin"))),
+                (
+                    "metasync:type_origin",
+                    pl.when(pl.col("type_origin") != "declared").then(pl.col("type_origin")),
+                ),
             ]
         ),
     )
@@ -228,7 +241,9 @@ def map_assets(assets: pl.LazyFrame, columns: pl.LazyFrame, edges: pl.LazyFrame)
         measures=pl.col("column").filter(pl.col("semantic_role") == "measure").str.join(","),
         dimensions=pl.col("column").filter(pl.col("semantic_role") == "dimension").str.join(","),
     )
-    description = pl.concat_str([pl.col("business_name"), pl.col("description")], separator="\n\n", ignore_nulls=True)
+    description = pl.concat_str(
+        [pl.col("business_name"), pl.col("description")], separator="\n\n", ignore_nulls=True
+    )
     return (
         assets.join(roles, on=["space", "name"], how="left", maintain_order="left")
         .join(upstream_parameter(edges), on=["space", "name"], how="left", maintain_order="left")
@@ -263,12 +278,16 @@ def _suffix(names: pl.Series) -> pl.Series:
     would rename tables, which Glue cannot do.
     """
     digest = hashlib.sha256
-    suffixes = [digest(n.encode()).hexdigest() for n in names.to_list()]  # row-python-ok: colliding/cut names only
+    suffixes = [
+        digest(n.encode()).hexdigest() for n in names.to_list()
+    ]  # row-python-ok: colliding/cut names only
     suffixes = [s[:SUFFIX_LEN] for s in suffixes]
     return pl.Series(names.name, ["_" + s for s in suffixes], dtype=pl.Utf8)
 
 
-def _dedupe(frame: pl.DataFrame, *, group: list[str], name_col: str, original: str, order: str) -> pl.DataFrame:
+def _dedupe(
+    frame: pl.DataFrame, *, group: list[str], name_col: str, original: str, order: str
+) -> pl.DataFrame:
     """Apply steps 2 and 3 of the naming rule to `name_col` (already cleaned) within `group`."""
     frame = frame.with_columns(pl.col(name_col).alias("_plain"))
     too_long = frame[name_col].str.len_bytes() > MAX_NAME
@@ -300,7 +319,9 @@ def resolve_names(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataF
     assets = assets.drop("glue_database").join(databases, on="space", how="left", maintain_order="left")
     assets = _dedupe(assets, group=["glue_database"], name_col="glue_table", original="name", order="name")
     columns = columns.with_columns(safe_name_expr(pl.col("glue_column")).alias("glue_column"))
-    columns = _dedupe(columns, group=["space", "name"], name_col="glue_column", original="column", order="ordinal")
+    columns = _dedupe(
+        columns, group=["space", "name"], name_col="glue_column", original="column", order="ordinal"
+    )
     return assets, columns
 
 
@@ -332,6 +353,8 @@ def table_inputs(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame:
         pl.col("glue_description").alias("Description"),
         pl.lit("EXTERNAL_TABLE").alias("TableType"),
         pl.col("parameters").alias("Parameters"),
-        pl.struct(pl.col("Columns").fill_null(pl.lit([], dtype=frame.schema["Columns"]))).alias("StorageDescriptor"),
+        pl.struct(pl.col("Columns").fill_null(pl.lit([], dtype=frame.schema["Columns"]))).alias(
+            "StorageDescriptor"
+        ),
     )
     return frame.with_columns(table_input=table.struct.json_encode()).drop("Columns")

@@ -14,7 +14,10 @@ import polars as pl
 from metasync.transform.mapping import MAX_COMMENT, MAX_DESCRIPTION, MAX_NAME, MAX_PARAMETER_VALUE
 
 NAME_PATTERN = r"^[a-z0-9_]+$"
-_SCALAR = r"(string|tinyint|smallint|int|bigint|float|double|boolean|date|timestamp|binary|varchar\(\d+\)|char\(\d+\)|decimal\(\d+,\d+\))"
+_SCALAR = (
+    r"(string|tinyint|smallint|int|bigint|float|double|boolean|date|timestamp|binary"
+    r"|varchar\(\d+\)|char\(\d+\)|decimal\(\d+,\d+\))"
+)
 # Nested types are checked for their alphabet and balance; their scalar parts by the pattern above.
 TYPE_PATTERN = rf"^({_SCALAR}|(array|map|struct)<[a-z0-9_<>:,()]+>)$"
 MAX_TYPE = 131_072
@@ -42,7 +45,8 @@ def _params_ok(column: str) -> pl.Expr:
 TABLE_CHECKS = (
     LimitCheck(
         "database_name",
-        pl.col("glue_database").str.contains(NAME_PATTERN) & (pl.col("glue_database").str.len_bytes() <= MAX_NAME),
+        pl.col("glue_database").str.contains(NAME_PATTERN)
+        & (pl.col("glue_database").str.len_bytes() <= MAX_NAME),
         "database name is not a valid Glue name",
         "Add a naming rule that gives the space a name of a-z, 0-9 and _ only, at most 255 bytes.",
     ),
@@ -54,7 +58,8 @@ TABLE_CHECKS = (
     ),
     LimitCheck(
         "description_length",
-        pl.col("glue_description").is_null() | (pl.col("glue_description").str.len_chars() <= MAX_DESCRIPTION),
+        pl.col("glue_description").is_null()
+        | (pl.col("glue_description").str.len_chars() <= MAX_DESCRIPTION),
         f"table description is longer than {MAX_DESCRIPTION} characters",
         "Shorten the description template of the business-context rule.",
     ),
@@ -75,7 +80,8 @@ TABLE_CHECKS = (
 COLUMN_CHECKS = (
     LimitCheck(
         "column_name",
-        pl.col("glue_column").str.contains(NAME_PATTERN) & (pl.col("glue_column").str.len_bytes() <= MAX_NAME),
+        pl.col("glue_column").str.contains(NAME_PATTERN)
+        & (pl.col("glue_column").str.len_bytes() <= MAX_NAME),
         "column name is not a valid Glue name",
         "Rename the column with a naming rule (a-z, 0-9 and _ only, at most 255 bytes).",
     ),
@@ -142,7 +148,11 @@ def find_violations(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame
 def _schema(checks: tuple[LimitCheck, ...], name: str) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         checks=[
-            pa.Check(lambda data, expr=c.ok: data.lazyframe.select(expr.fill_null(False)), name=c.name, error=c.message)
+            pa.Check(
+                lambda data, expr=c.ok: data.lazyframe.select(expr.fill_null(False)),
+                name=c.name,
+                error=c.message,
+            )
             for c in checks
         ],
         name=name,

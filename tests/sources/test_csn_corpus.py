@@ -87,7 +87,9 @@ def test_cap_labels_resolve_from_the_i18n_bundle_beside_the_file(corpus_path: Pa
     for name in ("csn.json", "i18n.json"):
         (space / name).symlink_to(corpus_path / name)
     frames = CsnSource(CsnSourceConfig(path=tmp_path)).read()
-    books = frames.columns.filter((pl.col("name") == "sap.capire.bookshop.Books") & (pl.col("column") == "createdBy"))
+    books = frames.columns.filter(
+        (pl.col("name") == "sap.capire.bookshop.Books") & (pl.col("column") == "createdBy")
+    )
     bundle = json.loads((corpus_path / "i18n.json").read_text(encoding="utf-8"))
     assert books["business_name"].item() == bundle["en"]["CreatedBy"]
     assert not frames.columns["business_name"].drop_nulls().str.contains(r"^\{i18n>").any()
@@ -96,12 +98,9 @@ def test_cap_labels_resolve_from_the_i18n_bundle_beside_the_file(corpus_path: Pa
     assert frames.columns.filter(
         (pl.col("name") == "sap.capire.bookshop.Books") & (pl.col("column") == "currency")
     ).is_empty()
-    assert (
-        frames.edges.filter(
-            (pl.col("source_name") == "sap.capire.bookshop.Books") & (pl.col("via") == "currency")
-        )["target_name"].to_list()
-        == ["sap.common.Currencies"]
-    )
+    assert frames.edges.filter(
+        (pl.col("source_name") == "sap.capire.bookshop.Books") & (pl.col("via") == "currency")
+    )["target_name"].to_list() == ["sap.common.Currencies"]
 
 
 def test_abap_type_definitions_are_resolved(corpus_path: Path) -> None:
@@ -153,7 +152,9 @@ def test_analytic_model_types_come_from_its_fact_source(corpus_path: Path) -> No
     assert {"fact_source", "dimension_source"} <= kinds
 
 
-def test_identical_shared_definitions_from_several_files_count_once(corpus_path: Path, tmp_path: Path) -> None:
+def test_identical_shared_definitions_from_several_files_count_once(
+    corpus_path: Path, tmp_path: Path
+) -> None:
     space = tmp_path / "HR"
     space.mkdir()
     names = ["DP Headcount Top Management.json", "DP Headcount for Employee.json"]

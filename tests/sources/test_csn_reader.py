@@ -15,7 +15,12 @@ from metasync.sources.csn import CsnDocument, CsnSource, annotation, read_docume
 
 
 def csn(**definitions: Any) -> dict[str, Any]:
-    return {"definitions": definitions, "version": {"csn": "1.0"}, "meta": {"creator": "test"}, "$version": "1.0"}
+    return {
+        "definitions": definitions,
+        "version": {"csn": "1.0"},
+        "meta": {"creator": "test"},
+        "$version": "1.0",
+    }
 
 
 def write(path: Path, payload: Any) -> Path:
@@ -31,14 +36,20 @@ TABLE = {
     "elements": {
         "ID": {"type": "cds.String", "length": 10, "key": True, "@EndUserText.label": {"=": "Order"}},
         "AMOUNT": {"type": "cds.Decimal", "precision": 15, "scale": 2, "@Aggregation.default": {"#": "SUM"}},
-        "CUSTOMER": {"type": "cds.String", "length": 10, "@ObjectModel.foreignKey.association": {"=": "_Customer"}},
+        "CUSTOMER": {
+            "type": "cds.String",
+            "length": 10,
+            "@ObjectModel.foreignKey.association": {"=": "_Customer"},
+        },
         "_Customer": {"type": "cds.Association", "target": "CUSTOMERS", "on": []},
     },
 }
 
 
 def read(*docs: tuple[str, dict[str, Any]]) -> Any:
-    return read_documents([CsnDocument(origin=f"{i}.json", space=s, payload=p) for i, (s, p) in enumerate(docs)])
+    return read_documents(
+        [CsnDocument(origin=f"{i}.json", space=s, payload=p) for i, (s, p) in enumerate(docs)]
+    )
 
 
 def test_annotation_values_in_every_encoding() -> None:
@@ -122,7 +133,12 @@ def test_type_references_by_name_chain_ref_and_unresolved() -> None:
     )
     frames = read(("S", payload))
     cols = {r["column"]: r for r in frames.columns.filter(pl.col("name") == "E").iter_rows(named=True)}
-    assert (cols["A"]["source_type"], cols["A"]["precision"], cols["A"]["scale"], cols["A"]["type_origin"]) == (
+    assert (
+        cols["A"]["source_type"],
+        cols["A"]["precision"],
+        cols["A"]["scale"],
+        cols["A"]["type_origin"],
+    ) == (
         "cds.Decimal",
         23,
         3,
@@ -146,7 +162,10 @@ def test_data_flow_edges_for_joins_unions_subselects_and_parameters() -> None:
                     "join": "left",
                     "args": [
                         {"ref": ["A"], "as": "a"},
-                        {"join": "inner", "args": [{"ref": [{"id": "B", "args": {"P": {"val": 1}}}]}, {"ref": ["C"]}]},
+                        {
+                            "join": "inner",
+                            "args": [{"ref": [{"id": "B", "args": {"P": {"val": 1}}}]}, {"ref": ["C"]}],
+                        },
                         {"SELECT": {"from": {"ref": ["D"]}}, "as": "sub"},
                     ],
                     "on": [],
@@ -157,7 +176,12 @@ def test_data_flow_edges_for_joins_unions_subselects_and_parameters() -> None:
     union = {
         "kind": "entity",
         "elements": {"K": {"type": "cds.Integer"}},
-        "query": {"SET": {"op": "union", "args": [{"SELECT": {"from": {"ref": ["A"]}}}, {"SELECT": {"from": {"ref": ["E"]}}}]}},
+        "query": {
+            "SET": {
+                "op": "union",
+                "args": [{"SELECT": {"from": {"ref": ["A"]}}}, {"SELECT": {"from": {"ref": ["E"]}}}],
+            }
+        },
     }
     edges = read(("S", csn(V=view, U=union))).edges
     got = set(edges.select("source_name", "target_name", "kind").iter_rows())
@@ -180,7 +204,11 @@ def test_space_rule_for_folders_files_and_contexts(tmp_path: Path) -> None:
         csn(
             OTHER={"kind": "context", "@DataWarehouse.space.name": "FINANCE"},
             **{"OTHER.LEDGER": TABLE},
-            V={"kind": "entity", "elements": {"X": {"type": "cds.Integer"}}, "query": {"SELECT": {"from": {"ref": ["OTHER.LEDGER"]}}}},
+            V={
+                "kind": "entity",
+                "elements": {"X": {"type": "cds.Integer"}},
+                "query": {"SELECT": {"from": {"ref": ["OTHER.LEDGER"]}}},
+            },
         ),
     )
     with pytest.raises(ConfigError, match=r"source\.space is required.*top\.json"):
@@ -198,9 +226,21 @@ def test_space_rule_for_folders_files_and_contexts(tmp_path: Path) -> None:
 
 
 def test_i18n_bundle_beside_the_file_resolves_labels(tmp_path: Path) -> None:
-    payload = csn(T={"kind": "entity", "@title": "{i18n>Books}", "elements": {"A": {"type": "cds.Integer", "@title": "{i18n>Stock}"}, "B": {"type": "cds.Integer", "@title": "{i18n>Missing}"}}})
+    payload = csn(
+        T={
+            "kind": "entity",
+            "@title": "{i18n>Books}",
+            "elements": {
+                "A": {"type": "cds.Integer", "@title": "{i18n>Stock}"},
+                "B": {"type": "cds.Integer", "@title": "{i18n>Missing}"},
+            },
+        }
+    )
     write(tmp_path / "S" / "model.json", payload)
-    write(tmp_path / "S" / "i18n.json", {"": {"Books": "Books", "Stock": "Stock"}, "de": {"Books": "Bücher", "Stock": "Bestand"}})
+    write(
+        tmp_path / "S" / "i18n.json",
+        {"": {"Books": "Books", "Stock": "Stock"}, "de": {"Books": "Bücher", "Stock": "Bestand"}},
+    )
     frames = CsnSource(CsnSourceConfig(path=tmp_path, language="de")).read()
     assert frames.assets["business_name"].item() == "Bücher"
     labels = dict(frames.columns.select("column", "business_name").iter_rows())
@@ -209,16 +249,35 @@ def test_i18n_bundle_beside_the_file_resolves_labels(tmp_path: Path) -> None:
 
 
 def test_typeless_model_elements_take_the_type_of_their_source_or_fall_back() -> None:
-    fact = {"kind": "entity", "elements": {"QTY": {"type": "cds.Decimal", "precision": 13, "scale": 3}, "REGION": {"type": "cds.String", "length": 4}}}
+    fact = {
+        "kind": "entity",
+        "elements": {
+            "QTY": {"type": "cds.Decimal", "precision": 13, "scale": 3},
+            "REGION": {"type": "cds.String", "length": 4},
+        },
+    }
     model = {
         "kind": "entity",
         "@ObjectModel.modelingPattern": {"#": "ANALYTICAL_CUBE"},
-        "query": {"SELECT": {"from": {"ref": ["FACT"]}, "columns": [{"ref": ["FACT", "QTY"], "as": "QUANTITY"}, {"ref": ["REGION"]}, {"xpr": [{"val": 1}], "as": "ONE"}]}},
+        "query": {
+            "SELECT": {
+                "from": {"ref": ["FACT"]},
+                "columns": [
+                    {"ref": ["FACT", "QTY"], "as": "QUANTITY"},
+                    {"ref": ["REGION"]},
+                    {"xpr": [{"val": 1}], "as": "ONE"},
+                ],
+            }
+        },
         "elements": {"QUANTITY": {"@AnalyticsDetails.measureType": {"#": "BASE"}}, "REGION": {}, "ONE": {}},
     }
     frames = read(("S", csn(FACT=fact, MODEL=model)))
     cols = {r["column"]: r for r in frames.columns.filter(pl.col("name") == "MODEL").iter_rows(named=True)}
-    assert (cols["QUANTITY"]["source_type"], cols["QUANTITY"]["precision"], cols["QUANTITY"]["type_origin"]) == (
+    assert (
+        cols["QUANTITY"]["source_type"],
+        cols["QUANTITY"]["precision"],
+        cols["QUANTITY"]["type_origin"],
+    ) == (
         "cds.Decimal",
         13,
         "lineage",
@@ -266,7 +325,10 @@ def test_files_that_are_not_csn_are_reported(tmp_path: Path) -> None:
     write(tmp_path / "S" / "other.json", [1, 2, 3])
     frames = CsnSource(CsnSourceConfig(path=tmp_path)).read()
     assert frames.assets.is_empty()
-    assert sorted((e.event, e.severity) for e in frames.events) == [("not_csn", "info"), ("not_csn", "warning")]
+    assert sorted((e.event, e.severity) for e in frames.events) == [
+        ("not_csn", "info"),
+        ("not_csn", "warning"),
+    ]
     assert not frames.incomplete
 
 
