@@ -103,8 +103,15 @@ def _held(graph: nx.DiGraph, cycles: list[set[str]], blocked: dict[str, str]) ->
         if node in graph and node not in held:
             held[node] = reason
             roots.append((node, reason))
+    # One walk over all dependents: a node reached from an earlier root already holds its dependents.
+    reached: set[str] = set()
+
+    def unreached(node: str) -> list[str]:
+        return [succ for succ in graph.successors(node) if succ not in reached]
+
     for root, reason in roots:
-        for dependent in sorted(nx.descendants(graph, root)):
+        for _, dependent in nx.generic_bfs_edges(graph, root, neighbors=unreached):
+            reached.add(dependent)
             held.setdefault(dependent, f"upstream {root} is held: {reason}")
     return held
 

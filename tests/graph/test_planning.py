@@ -230,3 +230,21 @@ def test_cycles_hold_exactly_their_members_and_dependents(frames) -> None:
     acyclic_part = graph.subgraph(set(graph) - expected)
     for u, v in acyclic_part.edges:
         assert plan[u]["batch"] < plan[v]["batch"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(random_graphs(), st.data())
+def test_blocked_assets_hold_exactly_their_dependents(frames, data) -> None:
+    assets, edges = frames
+    blocked = assets.filter(
+        pl.Series(data.draw(st.lists(st.booleans(), min_size=assets.height, max_size=assets.height)))
+    )
+    blocked = blocked.select("space", "name", reason=pl.lit("quarantined"))
+    plan = _by_id(plan_batches(assets, edges, priority=PRIORITY, blocked=blocked))
+    graph = _flow_graph(assets, edges)
+    roots = {f"{s}.{n}" for s, n in blocked.select("space", "name").iter_rows()}
+    expected = roots | {d for r in roots for d in nx.descendants(graph, r)}
+    assert {n for n, row in plan.items() if row["held_reason"] is not None} == expected
+    for node in expected - roots:
+        upstream = plan[node]["held_reason"].removeprefix("upstream ").split(" is held: ")[0]
+        assert upstream in roots and node in nx.descendants(graph, upstream)
