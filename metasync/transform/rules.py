@@ -665,9 +665,14 @@ def _drop_derived(assets: pl.LazyFrame, templates: Iterable[Template]) -> pl.Laz
     return assets.drop([f"_derived_{f}" for f in used])
 
 
-def _assignment(field: str, new: pl.Expr, hit: pl.Expr, extra: pl.Expr | None) -> pl.Expr:
-    take = hit if extra is None else hit & extra.fill_null(False)
-    return pl.when(take).then(new).otherwise(pl.col(field)).alias(field)
+FrameUpdate = Callable[[pl.LazyFrame, pl.Expr], pl.LazyFrame]
+
+
+def _assign(frame: pl.LazyFrame, field: str, new: pl.Expr | FrameUpdate, take: pl.Expr) -> pl.LazyFrame:
+    """`frame` with `field` set to `new` where `take` holds (`new` may update the frame itself)."""
+    if isinstance(new, pl.Expr):
+        return frame.with_columns(pl.when(take).then(new).otherwise(pl.col(field)).alias(field))
+    return new(frame, take)
 
 
 def _column_step(
@@ -675,7 +680,7 @@ def _column_step(
     where: Scope,
     flt: ColumnFilter | None,
     field: str,
-    new: pl.Expr,
+    new: pl.Expr | FrameUpdate,
     templates: list[Template],
     *,
     extra: pl.Expr | None = None,
@@ -687,11 +692,12 @@ def _column_step(
     def run(frames: FramePair) -> FramePair:
         assets, columns = frames
         columns = _asset_context(assets, columns, context)
-        hit = where.expr("_asset_kind", "_asset_modeling_pattern")
+        take = where.expr("_asset_kind", "_asset_modeling_pattern")
         if flt is not None:
-            hit &= flt.expr()
-        columns = columns.with_columns(_assignment(field, new, hit, extra))
-        return assets, _drop_context(columns, context)
+            take &= flt.expr()
+        if extra is not None:
+            take &= extra.fill_null(False)
+        return assets, _drop_context(_assign(columns, field, new, take), context)
 
     fields = (_field_names(templates) - set(ASSET_CONTEXT_FIELDS)) | {field, *reads}
     return _Step(at, run, column_fields=frozenset(fields))
@@ -701,7 +707,7 @@ def _asset_step(
     at: _Where,
     where: Scope,
     field: str,
-    new: pl.Expr,
+    new: pl.Expr | FrameUpdate,
     templates: list[Template],
     *,
     extra: pl.Expr | None = None,
@@ -711,8 +717,8 @@ def _asset_step(
     def run(frames: FramePair) -> FramePair:
         assets, columns = frames
         assets = _with_derived(assets, columns, templates)
-        assets = assets.with_columns(_assignment(field, new, where.expr(), extra))
-        return _drop_derived(assets, templates), columns
+        take = where.expr() if extra is None else where.expr() & extra.fill_null(False)
+        return _drop_derived(_assign(assets, field, new, take), templates), columns
 
     fields = (_field_names(templates) - set(DERIVED_TABLE_FIELDS)) | {field}
     return _Step(at, run, asset_fields=frozenset(fields))
@@ -722,16 +728,46 @@ def _field_names(templates: Iterable[Template]) -> set[str]:
     return {f for t in templates for f in t.fields if f != "env" and not f.startswith("asset_")}
 
 
-def _upsert_parameters(current: pl.Expr, pairs: Mapping[str, pl.Expr]) -> pl.Expr:
-    """`current` Parameters with `pairs` set; a pair whose value is null or empty is left out."""
-    keys = list(pairs)
-    kept = current.fill_null(pl.lit([], dtype=PARAMETERS_DTYPE)).list.filter(
-        ~pl.element().struct.field("key").is_in(keys)
-    )
-    new = pl.concat_list(
-        [pl.struct(key=pl.lit(k, dtype=pl.Utf8), value=v.cast(pl.Utf8)) for k, v in pairs.items()]
-    ).list.filter(pl.element().struct.field("value").fill_null("") != "")
-    return pl.concat_list([kept, new])
+def _parameter_update(pairs: Mapping[str, pl.Expr]) -> FrameUpdate:
+    """Set the `pairs` in `parameters` of the rows taken; a pair whose value is null or empty is left out.
+
+    Works on a long (row, key, value) form of the rows taken and groups it back: building lists row by row
+    with `concat_list` is far slower on millions of rows.
+    """
+    slots = {f"_param_{i}": key for i, key in enumerate(pairs)}
+
+    def update(frame: pl.LazyFrame, take: pl.Expr) -> pl.LazyFrame:
+        frame = frame.with_row_index("_row").with_columns(_take=take)
+        # Every row keeps at least one entry in `old` (an empty list explodes to one null entry, a replaced
+        # key becomes null), so grouping keeps all rows in order and lines up with the frame without a join.
+        old = (
+            frame.select("_row", "_take", "parameters")
+            .explode("parameters", empty_as_null=True, keep_nulls=True)
+            .unnest("parameters")
+            .with_columns(
+                key=pl.when(pl.col("_take") & pl.col("key").is_in(list(pairs))).then(None).otherwise("key")
+            )
+            .drop("_take")
+        )
+        new = (
+            frame.filter(pl.col("_take"))
+            .select(
+                "_row", *[v.cast(pl.Utf8).alias(slot) for slot, v in zip(slots, pairs.values(), strict=True)]
+            )
+            .unpivot(index="_row", on=list(slots), variable_name="key", value_name="value")
+            .with_columns(key=pl.col("key").replace_strict(slots, return_dtype=pl.Utf8))
+            .filter(pl.col("value").fill_null("") != "")
+        )
+        merged = (
+            pl.concat([old, new])
+            .group_by("_row", maintain_order=True)
+            .agg(parameters=pl.struct("key", "value").filter(pl.col("key").is_not_null()))
+        )
+        return pl.concat(
+            [frame.drop("_row", "_take", "parameters"), merged.select("parameters")], how="horizontal"
+        )
+
+    return update
 
 
 # ------------------------------------------------------------------ compilers, one per rule kind
@@ -892,15 +928,11 @@ def _compile_parameters(rule: ParametersRule, at: _Where, env: str | None) -> li
     steps = []
     if rule.table:
         tmpls = _parameter_templates(rule.table, TABLE_TEMPLATE_FIELDS, at, "table")
-        new = _upsert_parameters(
-            pl.col("parameters"), {k: t.expr(_asset_resolver(env)) for k, t in tmpls.items()}
-        )
+        new = _parameter_update({k: t.expr(_asset_resolver(env)) for k, t in tmpls.items()})
         steps.append(_asset_step(at, rule.where, "parameters", new, list(tmpls.values())))
     if rule.column:
         ctmpls = _parameter_templates(rule.column, COLUMN_TEMPLATE_FIELDS, at, "column")
-        cnew = _upsert_parameters(
-            pl.col("parameters"), {k: t.expr(_column_resolver(env)) for k, t in ctmpls.items()}
-        )
+        cnew = _parameter_update({k: t.expr(_column_resolver(env)) for k, t in ctmpls.items()})
         steps.append(_column_step(at, rule.where, rule.columns, "parameters", cnew, list(ctmpls.values())))
     return steps
 
@@ -911,16 +943,19 @@ def _compile_tags(rule: TagsRule, at: _Where, env: str | None) -> _Step:
     tmpls = [parse_template(t, TABLE_TEMPLATE_FIELDS, at, f"tags[{i}]") for i, t in enumerate(rule.tags)]
     existing = (
         pl.col("parameters")
-        .fill_null(pl.lit([], dtype=PARAMETERS_DTYPE))
         .list.filter(pl.element().struct.field("key") == key)
         .list.eval(pl.element().struct.field("value"))
         .list.join(",")
-        .str.split(",")
     )
-    added = pl.concat_list([t.expr(_asset_resolver(env)) for t in tmpls])
+    added = pl.concat_str([t.expr(_asset_resolver(env)) for t in tmpls], separator=",")
     tag = pl.element().str.strip_chars()
-    merged = pl.concat_list([existing, added]).list.eval(tag.filter(tag != "").unique().sort()).list.join(",")
-    new = _upsert_parameters(pl.col("parameters"), {key: merged})
+    merged = (
+        pl.concat_str([existing.fill_null(""), added], separator=",")
+        .str.split(",")
+        .list.eval(tag.filter(tag != "").unique().sort())
+        .list.join(",")
+    )
+    new = _parameter_update({key: merged})
     return _asset_step(at, rule.where, "parameters", new, tmpls)
 
 

@@ -1,0 +1,245 @@
+"""Time `metasync plan` on synthetic tenants, beside the orjson floor and the per-object baseline.
+
+For each size it (1) generates the tenant under `benchmarks/data/` unless it exists, (2) times a minimal
+orjson read of the same files that walks definitions and elements (the floor), (3) times the full
+`metasync plan` (read → rules → validate → diff → plan) as a subprocess, (4) times the transform + validate
+stage of metasync against `baseline.py` on the same source frames and checks that both give the same result.
+Each measurement runs in its own process; peak memory is that process's maximum resident set size.
+
+    python benchmarks/bench_plan.py --sizes 10000 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+OUT = HERE / "out"
+
+# The rules of the benchmark configuration: one of every kind, as a team would write them.
+BENCH_RULES: list[dict[str, Any]] = [
+    {"kind": "scope", "exclude": {"name_glob": "*_TMP"}},
+    {"kind": "naming", "target": "database", "template": "{env}_{space}"},
+    {
+        "kind": "naming",
+        "target": "table",
+        "replace": [{"pattern": r"^SAP\.", "with": "sap_"}],
+        "max_length": 120,
+    },
+    {"kind": "type", "source_type": "cds.String", "glue_type": "varchar({length})", "max_length": 255},
+    {"kind": "type", "source_type": "cds.Decimal", "glue_type": "double", "min_precision": 32},
+    {
+        "kind": "business",
+        "table_description": "{business_name|name} ({kind}, space {space})",
+        "column_comment": "{business_name|column} [{semantic_role}]",
+    },
+    {
+        "kind": "parameters",
+        "where": {"kinds": ["analytic_model", "fact"]},
+        "table": {"measures": "{measures}", "dimensions": "{dimensions}", "steward": "{space}-stewards"},
+        "column": {"semantic_usage": "{semantic_role}"},
+    },
+    {"kind": "tags", "tags": ["env:{env}", "kind:{kind}"]},
+    {
+        "kind": "value_map",
+        "field": "aggregation",
+        "map": {"SUM": "sum", "AVG": "avg", "MIN": "min", "MAX": "max"},
+    },
+    {"kind": "default", "field": "description", "on": "assets", "value": "{business_name|name}"},
+]
+ENV = "prod"
+
+
+def tenant(size: int) -> Path:
+    """The tenant folder for `size` assets, generated once."""
+    folder = DATA / f"tenant_{size}"
+    if not (folder / ".complete").exists():
+        sys.path.insert(0, str(HERE))
+        from generate_tenant import generate
+
+        counts = generate(size, folder)
+        (folder / ".complete").write_text(orjson.dumps(counts).decode())
+    return folder
+
+
+def write_config(size: int, folder: Path) -> Path:
+    path = DATA / f"bench_{size}.yaml"
+    config = {
+        "source": {"kind": "csn", "path": str(folder)},
+        "target": {"kind": "local", "path": str(OUT / f"catalog_{size}")},
+        "audit": {"dir": str(OUT / "audit")},
+        "environments": {"dev": {}, ENV: {}},
+        "rules": BENCH_RULES,
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run_measured(argv: list[str]) -> dict[str, Any]:
+    """Run a command as a child, waiting with wait4 to get exactly that child's peak memory."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out_chunks = proc.stdout.read() if proc.stdout else b""
+    err_chunks = proc.stderr.read() if proc.stderr else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {
+        "wall_s": round(wall, 3),
+        "rc": proc.returncode,
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "stdout": out_chunks.decode(),
+        "stderr": err_chunks.decode()[-2000:],
+    }
+
+
+# ------------------------------------------------------------------ the measured programs
+def floor(root: Path) -> dict[str, int]:
+    """Read every CSN file with orjson and walk definitions and elements, nothing more."""
+    gc.disable()
+    definitions = elements = size = 0
+    for path in sorted(root.rglob("*.json")):
+        data = path.read_bytes()
+        size += len(data)
+        doc = orjson.loads(data)
+        for definition in (doc.get("definitions") or {}).values():
+            definitions += 1
+            for _element in (definition.get("elements") or {}).values():
+                elements += 1
+    return {"definitions": definitions, "elements": elements, "bytes": size}
+
+
+def stage(config_path: Path) -> dict[str, Any]:
+    """Time metasync's transform + validate stage and the per-object baseline on the same source frames."""
+    sys.path.insert(0, str(HERE))
+    import polars as pl
+    from baseline import objects_from_frames, transform_and_validate
+
+    from metasync.config import load_config
+    from metasync.pipeline import _quarantine, map_frames, read_source
+    from metasync.validate.glue_limits import GLUE_COLUMN_SCHEMA, GLUE_TABLE_SCHEMA
+
+    cfg = load_config(config_path, env=ENV)
+    frames = read_source(cfg)
+    gc.collect()
+    gc.freeze()
+
+    start = time.perf_counter()
+    assets, columns = map_frames(cfg, frames)
+    quarantined = _quarantine(assets, columns)
+    GLUE_TABLE_SCHEMA.validate(assets.join(quarantined, on=["space", "name"], how="anti"))
+    GLUE_COLUMN_SCHEMA.validate(columns.join(quarantined, on=["space", "name"], how="anti"))
+    vectorised = time.perf_counter() - start
+
+    objects = objects_from_frames(frames.assets.to_dicts(), frames.columns.to_dicts())
+    gc.collect()
+    gc.freeze()
+    start = time.perf_counter()
+    base_assets, base_violations = transform_and_validate(objects, cfg.rules, cfg.env)
+    per_object = time.perf_counter() - start
+
+    # Same result? Compare the Glue fields of every asset and column.
+    asset_fields = ["space", "name", "glue_database", "glue_table", "glue_description"]
+    column_fields = ["space", "name", "column", "glue_column", "glue_type", "comment"]
+    base_a = pl.DataFrame(
+        [{f: a[f] for f in asset_fields} for a in base_assets], schema=dict.fromkeys(asset_fields, pl.Utf8)
+    )
+    base_c = pl.DataFrame(
+        [{f: c[f] for f in column_fields} for a in base_assets for c in a["columns"]],
+        schema=dict.fromkeys(column_fields, pl.Utf8),
+    )
+
+    def agreement(mine: pl.DataFrame, theirs: pl.DataFrame, keys: list[str], fields: list[str]) -> float:
+        joined = mine.select(keys + fields).join(theirs, on=keys, how="full", suffix="_b", nulls_equal=True)
+        same = pl.all_horizontal([pl.col(f).eq_missing(pl.col(f"{f}_b")) for f in fields])
+        return round(joined.select(same.mean()).item() or 0.0, 6)
+
+    return {
+        "assets": assets.height,
+        "columns": columns.height,
+        "vectorised_s": round(vectorised, 3),
+        "baseline_s": round(per_object, 3),
+        "speedup": round(per_object / vectorised, 1),
+        "assets_agree": agreement(assets, base_a, ["space", "name"], asset_fields[2:]),
+        "columns_agree": agreement(columns, base_c, ["space", "name", "column"], column_fields[3:]),
+        "quarantined": quarantined.height,
+        "quarantined_baseline": len(base_violations),
+    }
+
+
+# ------------------------------------------------------------------ driver
+def bench(size: int) -> dict[str, Any]:
+    folder = tenant(size)
+    config = write_config(size, folder)
+    shutil.rmtree(OUT / f"catalog_{size}", ignore_errors=True)
+    me = [sys.executable, str(Path(__file__).resolve())]
+    floor_run = run_measured([*me, "floor", str(folder)])
+    metasync = shutil.which("metasync") or "metasync"
+    plan_run = run_measured([metasync, "plan", "-c", str(config), "--env", ENV])
+    stage_run = run_measured([*me, "stage", str(config)])
+    counts = orjson.loads((folder / ".complete").read_text())
+    result = {
+        "size": size,
+        "tenant": counts,
+        "floor": {k: v for k, v in floor_run.items() if k != "stderr"}
+        | {"walk": orjson.loads(floor_run["stdout"])},
+        "plan": {k: v for k, v in plan_run.items() if k not in ("stdout",)},
+        "stage": orjson.loads(stage_run["stdout"])
+        if stage_run["rc"] == 0
+        else {"error": stage_run["stderr"]},
+    }
+    result["floor"].pop("stdout")
+    result["plan_over_floor"] = round(plan_run["wall_s"] / floor_run["wall_s"], 2)
+    return result
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| assets | columns | CSN MiB | floor s | plan s | plan / floor | plan exit | plan peak MiB "
+        "| transform+validate s | per-object baseline s | speed-up | same result |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        s = r["stage"]
+        lines.append(
+            f"| {r['tenant']['assets']:,} | {r['tenant']['columns']:,} | {r['tenant']['bytes'] / 2**20:,.0f} "
+            f"| {r['floor']['wall_s']:.2f} | {r['plan']['wall_s']:.2f} | {r['plan_over_floor']:.1f}× "
+            f"| {r['plan']['rc']} | {r['plan']['peak_rss_mib']:,.0f} "
+            f"| {s.get('vectorised_s', float('nan')):.2f} | {s.get('baseline_s', float('nan')):.2f} "
+            f"| {s.get('speedup', float('nan')):.0f}× "
+            f"| assets {s.get('assets_agree', 0):.2%}, columns {s.get('columns_agree', 0):.2%} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] in ("floor", "stage"):
+        program = floor if sys.argv[1] == "floor" else stage
+        sys.stdout.write(orjson.dumps(program(Path(sys.argv[2]))).decode())
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    results = []
+    for size in args.sizes:
+        results.append(bench(size))
+        sys.stderr.write(orjson.dumps(results[-1], option=orjson.OPT_INDENT_2).decode() + "\n")
+    (OUT / "results.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    sys.stdout.write(table(results) + "\n")
+
+
+if __name__ == "__main__":
+    main()
