@@ -8,10 +8,11 @@ from typing import Any
 import polars as pl
 import pytest
 
-from metasync.config import CsnSourceConfig, DatasphereSourceConfig
+from metasync.config import CsnSourceConfig, DatasphereSourceConfig, load_config
 from metasync.errors import ConnectorAuthError, SourceError
 from metasync.models import SourceFrames
 from metasync.sources.csn import CsnSource
+from metasync.sources.datasphere.client import derive_token_url
 from metasync.sources.datasphere.source import DatasphereSource
 
 from .datasphere_tenant import FakeTenant, load_corpus
@@ -285,3 +286,15 @@ def test_a_corrupt_state_file_is_ignored(tenant: FakeTenant, tmp_path: Path) -> 
     frames = source(tenant, tmp_path / "audit").read()
     assert frames.assets["name"].to_list() == ["ORDERS"]
     assert len(tenant.calls("GET", "/localtables/ORDERS$")) == 2
+
+
+def test_the_example_configuration_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DSP_CLIENT_ID", "sb-example")
+    monkeypatch.setenv("DSP_CLIENT_SECRET", "example-secret")
+    example = Path(__file__).resolve().parents[3] / "examples" / "datasphere.yaml"
+    config = load_config(example)
+    assert isinstance(config.source, DatasphereSourceConfig)
+    assert config.source.client_secret.get_secret_value() == "example-secret"
+    assert "example-secret" not in repr(config)
+    assert derive_token_url(config.source.url).endswith(".authentication.eu10.hana.ondemand.com/oauth/token")
+    assert load_config(example, env="prod").target.kind == "glue"
