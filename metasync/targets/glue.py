@@ -104,7 +104,6 @@ HINTS: dict[str, str] = {
     "Unmanaged": "The Glue table has no metasync:managed parameter, so metasync never changes it; "
     "map the asset to another name with a rule, or remove the table in Glue yourself.",
     "GlueLimit": "Shorten or rename it with a rule; it was not sent to Glue.",
-    "DatabaseFailed": "Fix the database error reported for this database, then rerun.",
     "UpstreamFailed": "Fix the upstream asset's error; this one follows on the next run.",
 }
 
@@ -290,7 +289,8 @@ class GlueTarget:
                 return None
             raise
         self._remember(database, found)
-        return self._known[(database, table)]
+        with self._known_lock:
+            return self._known[(database, table)]
 
     def _lookup(self, database: str, table: str) -> _Known | None:
         with self._known_lock:
@@ -383,9 +383,9 @@ class GlueTarget:
             cause = failed_databases[row["glue_database"]]
             return _outcome(
                 row,
-                "skipped",
-                "DatabaseFailed",
-                f"database '{row['glue_database']}' could not be created: {cause.code}: {cause.message}",
+                "failed",
+                cause.code,
+                f"database '{row['glue_database']}' could not be created: {cause.message}",
             )
         if row["_blocked"]:
             return _outcome(

@@ -12,6 +12,7 @@ import http.client
 import json
 import random
 import threading
+import time
 import uuid
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -71,6 +72,7 @@ class GlueProxy:
         self.throttled: Counter[str] = Counter()
         self.violations: list[str] = []
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.times: list[tuple[float, str]] = []
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._snapshots: dict[str, list[Any]] = {}
@@ -79,6 +81,7 @@ class GlueProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out in two writes
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -96,7 +99,7 @@ class GlueProxy:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
 
     @property
     def url(self) -> str:
@@ -116,6 +119,13 @@ class GlueProxy:
             self.counts.clear()
             self.throttled.clear()
             self.requests.clear()
+            self.times.clear()
+
+    def window(self, operations: tuple[str, ...]) -> float:
+        """Seconds from the first to the last request of the given operations."""
+        with self._lock:
+            stamps = [t for t, op in self.times if op in operations]
+        return max(stamps) - min(stamps) if len(stamps) > 1 else 0.0
 
     # ------------------------------------------------------------------ request handling
     def handle(self, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -124,6 +134,7 @@ class GlueProxy:
         with self._lock:
             self.counts[operation] += 1
             self.requests.append((operation, body))
+            self.times.append((time.monotonic(), operation))
             throttle = self._rng.random() < self.throttle_rate
         if throttle:
             with self._lock:
