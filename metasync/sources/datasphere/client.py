@@ -115,7 +115,6 @@ class DatasphereClient:
         self,
         config: DatasphereSourceConfig,
         *,
-        transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._config = config
@@ -124,7 +123,6 @@ class DatasphereClient:
         self._sleep = sleep
         self._http = httpx.Client(
             timeout=config.timeout,
-            transport=transport,
             limits=httpx.Limits(max_connections=config.max_workers, max_keepalive_connections=config.max_workers),
             follow_redirects=False,
         )

@@ -10,14 +10,11 @@ skipped with an error event and the frames are marked incomplete, so the run end
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-
-import httpx
 
 from metasync.config import DatasphereSourceConfig
 from metasync.errors import SourceError
@@ -75,12 +72,8 @@ class DatasphereSource:
         config: DatasphereSourceConfig,
         *,
         audit_dir: Path | None = None,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
-        self._transport = transport
-        self._sleep = sleep
         self._state = (
             StateStore(state_path(audit_dir, config.url), config.url)
             if audit_dir is not None and config.incremental
@@ -96,7 +89,7 @@ class DatasphereSource:
 
     def fetch(self) -> TenantSnapshot:
         """Discover and read every object in scope (run-level failures raise `SourceError`)."""
-        with DatasphereClient(self.config, transport=self._transport, sleep=self._sleep) as client:
+        with DatasphereClient(self.config) as client:
             spaces = list(self.config.spaces) if self.config.spaces else client.list_spaces()
             events: list[Event] = []
             denied: dict[str, SpaceAccessDenied] = {}

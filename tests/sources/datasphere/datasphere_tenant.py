@@ -54,6 +54,7 @@ class FakeTenant:
     client_id: str = "metasync-technical-user"
     client_secret: str = "tOp-SeCrEt-9f3a1c77e2"
     catalog_page_size: int = 2
+    catalog_as_array: bool = False  # answer the space list as one bare JSON array, as some tenants do
     list_default_top: int = 25
     list_max_top: int = 200
     token_lifetime: int = 3600
@@ -172,6 +173,9 @@ class FakeTenant:
         if not authorised:
             return 401, {"error": "invalid_token"}
         if path == CATALOG:
+            if self.catalog_as_array:
+                names = sorted(self.spaces.keys() | self.forbidden)
+                return 200, [{"name": n, "label": n.title()} for n in names]
             return 200, self._catalog_page(query)
         match = DESIGN_TIME.match(path)
         if not match:

@@ -198,6 +198,23 @@ def test_catalog_spaces_follow_next_links(tenant: FakeTenant) -> None:
     assert [p.query.get("$skiptoken") for p in pages] == [None, ["2"], ["4"]]
 
 
+def test_catalog_spaces_as_a_bare_array(tenant: FakeTenant) -> None:
+    tenant.catalog_as_array = True
+    for space in ("B", "A", "C"):
+        tenant.add_space(space)
+    with make_client(tenant) as client:
+        assert client.list_spaces() == ["A", "B", "C"]
+    assert len(tenant.calls("GET", "/catalog/spaces")) == 1
+
+
+def test_catalog_refused_is_an_auth_error(tenant: FakeTenant) -> None:
+    tenant.fail(r"/catalog/spaces$", 403)
+    with make_client(tenant) as client, pytest.raises(ConnectorAuthError) as caught:
+        client.list_spaces()
+    assert "/api/v1/datasphere/consumption/catalog/spaces" in str(caught.value)
+    assert caught.value.exit_code == 3
+
+
 def test_design_time_lists_page_with_top_and_skip(tenant: FakeTenant) -> None:
     names = [f"T{i:03d}" for i in range(450)]
     for name in names:
