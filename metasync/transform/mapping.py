@@ -168,11 +168,14 @@ def _param(key: str, value: pl.Expr) -> pl.Expr:
 
 
 def parameters_expr(pairs: list[tuple[str, pl.Expr]]) -> pl.Expr:
-    """A List[Struct{key, value}] of the given pairs, leaving out null and empty values."""
-    return pl.concat_list([_param(k, v) for k, v in pairs]).list.eval(
-        pl.element().filter(
-            pl.element().struct.field("value").is_not_null() & (pl.element().struct.field("value") != "")
-        )
+    """A List[Struct{key, value}] of the given pairs, leaving out null and empty values.
+
+    Built as a fixed-width array first: `concat_list` of structs is about 30x slower on millions of rows.
+    """
+    return (
+        pl.concat_arr([_param(k, v) for k, v in pairs])
+        .arr.to_list()
+        .list.filter(pl.element().struct.field("value").fill_null("") != "")
     )
 
 
