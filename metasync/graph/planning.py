@@ -170,7 +170,9 @@ def plan_batches(
     graph.add_edges_from(deps.iter_rows())
     blocked_reasons: dict[str, str] = {}
     if blocked is not None and blocked.height:
-        blocked_reasons = dict(blocked.select(_ids().alias("id"), pl.col("reason").cast(pl.Utf8)).iter_rows())
+        blocked_reasons = dict(
+            blocked.select(_ids().alias("id"), pl.col("reason").cast(pl.Utf8).fill_null("held")).iter_rows()
+        )
     cycles = _cycles(graph)
     held = _held(graph, cycles, blocked_reasons)
     batches = _schedule(
