@@ -7,7 +7,10 @@ technical name. Design-time flow documents keep their flows under a top-level se
 * `dataflows`: `{NAME: {"kind": "sap.dis.dataflow", "contents": {"processes": {...}}, "sources": {...},
   "targets": {...}}}`. Sources are the keys of `sources` and the `dwcEntity` of every table consumer
   process; targets the keys of `targets` and the `dwcEntity` of every table producer process.
-* `transformationflows`: the same `sources` / `targets` maps.
+* `transformationflows`: `{NAME: {"kind": "sap.dis.transformationflow", "contents": {"processes": {...}}}}`.
+  Sources are the objects the `from` clauses of a view-transform process read (`config.definition.query`,
+  a CSN query), targets the `config.name` of every `com.sap.dwc.target` process; `sources` / `targets` maps
+  count too when present.
 * `replicationflows`: `{NAME: {"kind": "sap.dis.replicationflow", "contents": {"sourceSystem": [...],
   "targetSystem": [...], "replicationTasks": [{"sourceObject": {"name"}, "targetObject": {"name"}}]}}}`;
   each task is one edge from its source object to its target object.
@@ -51,10 +54,47 @@ def _process_entities(flow: dict[str, Any], role: str) -> Iterator[str]:
             yield f"{connection}/{entity}"
 
 
-def _mapped_endpoints(flow: dict[str, Any], section: str, role: str) -> list[str]:
+def _from_refs(node: Any) -> Iterator[str]:
+    """Names a CSN `from` clause reads: plain and parameterised refs, joins, sub-selects."""
+    node = _dict(node)
+    ref = node.get("ref")
+    if isinstance(ref, list) and ref:
+        head = ref[0]
+        name = head if isinstance(head, str) else _dict(head).get("id")
+        if isinstance(name, str) and name:
+            yield name
+    for arg in node.get("args") or []:
+        yield from _from_refs(arg)
+    yield from _query_refs(node.get("SELECT") or node.get("SET"))
+
+
+def _query_refs(query: Any) -> Iterator[str]:
+    """Names every `from` clause of a CSN query reads, unions and sub-selects included."""
+    if isinstance(query, list):
+        for item in query:
+            yield from _query_refs(item)
+    elif isinstance(query, dict):
+        for key, value in query.items():
+            if key == "from":
+                yield from _from_refs(value)
+            elif isinstance(value, (dict, list)):
+                yield from _query_refs(value)
+
+
+def _transform_endpoints(flow: dict[str, Any], role: str) -> Iterator[str]:
+    """Objects a transformation flow reads (`consumer`) through its view transforms, or writes (`producer`)."""
+    for process in _dict(_dict(flow.get("contents")).get("processes")).values():
+        process = _dict(process)
+        config = _dict(_dict(process.get("metadata")).get("config"))
+        if role == "consumer":
+            yield from _query_refs(_dict(config.get("definition")).get("query"))
+        elif process.get("component") == "com.sap.dwc.target" and isinstance(config.get("name"), str):
+            yield config["name"]
+
+
+def _mapped_endpoints(flow: dict[str, Any], section: str, kind: str, role: str) -> list[str]:
     names = [name for name in _dict(flow.get(section)) if isinstance(name, str) and name]
-    if role:
-        names.extend(_process_entities(flow, role))
+    names.extend(_process_entities(flow, role) if kind == "dataflows" else _transform_endpoints(flow, role))
     return list(dict.fromkeys(names))
 
 
@@ -80,9 +120,8 @@ def _flow_pairs(section: str, flow: dict[str, Any]) -> Iterator[tuple[str, str]]
             if isinstance(source, str) and source and isinstance(target, str) and target:
                 yield _endpoint(source, source_connection), _endpoint(target, target_connection)
         return
-    role_in, role_out = ("consumer", "producer") if section == "dataflows" else ("", "")
-    sources = _mapped_endpoints(flow, "sources", role_in)
-    targets = _mapped_endpoints(flow, "targets", role_out)
+    sources = _mapped_endpoints(flow, "sources", section, "consumer")
+    targets = _mapped_endpoints(flow, "targets", section, "producer")
     for target in targets:
         for source in sources:
             if source != target:

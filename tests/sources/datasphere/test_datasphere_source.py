@@ -171,6 +171,7 @@ def test_data_and_replication_flows_become_flow_edges(tenant: FakeTenant) -> Non
     frames = source(tenant).read()
     flows = frames.edges.filter(pl.col("kind") == "flow")
     assert sorted(flows.select("source_space", "source_name", "target_space", "target_name", "via").rows()) == [
+        ("SALES", "CURRENCY_RATES", "SALES", "ORDERS_COPY", "TF_COPY"),
         ("SALES", "ORDERS", "SALES", "ORDERS_COPY", "TF_COPY"),
         ("SALES", "RT_ORDERS", "SALES", "ORDERS", "DF_ORDERS"),
         ("SALES", "S4H/I_PRODUCT", "SALES", "PRODUCT", "RF_S4"),
@@ -231,12 +232,42 @@ def replication_flow(name: str) -> dict[str, Any]:
 
 
 def transformation_flow(name: str, source_table: str, target_table: str) -> dict[str, Any]:
+    """A transformation flow as the design-time API stores it: a view transform feeding a target table."""
+    transform = {
+        "kind": "entity",
+        "elements": {"ID": {"type": "cds.String", "length": 10}},
+        "query": {
+            "SELECT": {
+                "from": {
+                    "join": "left",
+                    "args": [{"ref": [source_table], "as": "s"}, {"ref": [{"id": "CURRENCY_RATES", "args": {}}]}],
+                    "on": [{"ref": ["s", "ID"]}, "=", {"ref": ["CURRENCY_RATES", "ID"]}],
+                },
+                "columns": [{"ref": ["s", "ID"]}],
+            }
+        },
+    }
     return {
         "transformationflows": {
             name: {
-                "kind": "sap.dwc.transformationflow",
-                "sources": {source_table: {}},
-                "targets": {target_table: {}},
+                "kind": "sap.dis.transformationflow",
+                "contents": {
+                    "metadata": {"loadType": "INITIAL_ONLY"},
+                    "processes": {
+                        "viewtransform1": {
+                            "component": "com.sap.dwc.viewtransform",
+                            "metadata": {"config": {"definition": transform, "name": f"{name}$TRF_TV_viewtransform1"}},
+                        },
+                        "target1": {
+                            "component": "com.sap.dwc.target",
+                            "metadata": {"config": {"name": target_table, "truncate": True}},
+                        },
+                    },
+                    "connections": [
+                        {"src": {"port": "outTable", "process": "viewtransform1"},
+                         "tgt": {"port": "inTable", "process": "target1"}}
+                    ],
+                },
             }
         }
     }
