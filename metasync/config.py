@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from metasync.errors import ConfigError
+from metasync.transform.conflicts import ConflictStrategies
 from metasync.transform.rules import Rule
 
 
@@ -48,14 +49,20 @@ DATASPHERE_OBJECT_TYPES = (
 )
 
 
+DATASPHERE_CREDENTIAL_VARIABLES = {
+    "client_id": "METASYNC_DATASPHERE_CLIENT_ID",
+    "client_secret": "METASYNC_DATASPHERE_CLIENT_SECRET",
+}
+
+
 class DatasphereSourceConfig(_Strict):
     """A Datasphere tenant read over its REST APIs with an OAuth2 client (technical user)."""
 
     kind: Literal["datasphere"]
     url: str
     token_url: str | None = None
-    client_id: str
-    client_secret: SecretStr
+    client_id: str = Field(default=None, validate_default=True)  # type: ignore[assignment]
+    client_secret: SecretStr = Field(default=None, validate_default=True)  # type: ignore[assignment]
     spaces: list[str] | None = None
     object_types: list[str] = Field(default_factory=lambda: list(DATASPHERE_OBJECT_TYPES))
     timeout: float = Field(default=30.0, gt=0)
@@ -67,6 +74,17 @@ class DatasphereSourceConfig(_Strict):
     max_backoff: float = Field(default=60.0, ge=0, description="longest wait before one retry, in seconds")
     incremental: bool = True
     language: str = "en"
+
+    @field_validator("client_id", "client_secret", mode="before")
+    @classmethod
+    def _credential_from_environment(cls, value: Any, info: ValidationInfo) -> Any:
+        """A credential left out of the file comes from `METASYNC_DATASPHERE_CLIENT_ID` / `_CLIENT_SECRET`."""
+        if value is not None:
+            return value
+        variable = DATASPHERE_CREDENTIAL_VARIABLES[str(info.field_name)]
+        if variable in os.environ:
+            return os.environ[variable]
+        raise ValueError(f"not set; write {info.field_name}: ${{VAR}} or export {variable}")
 
     @field_validator("object_types")
     @classmethod
@@ -162,6 +180,7 @@ class Config(_Strict):
     sync: SyncOptions = Field(default_factory=SyncOptions)
     environments: dict[str, dict[str, Any]] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
+    conflicts: ConflictStrategies = Field(default_factory=ConflictStrategies)
 
     # Not part of the file: where it came from and which environment was chosen.
     env: str | None = Field(default=None, exclude=True)

@@ -22,6 +22,7 @@ from metasync.models import Event, SourceFrames
 from metasync.sources.base import Source
 from metasync.targets.base import ProgressCallback, Target, TargetState, WriteRequest
 from metasync.targets.payload import database_input, finalize_table_input
+from metasync.transform.conflicts import conflict_events, detect_conflicts, resolve_conflicts, with_text_hash
 from metasync.transform.mapping import finish_text, map_assets, map_columns, resolve_names, table_inputs
 from metasync.transform.rules import compile_rules
 from metasync.validate.glue_limits import GLUE_COLUMN_SCHEMA, GLUE_TABLE_SCHEMA, find_violations
@@ -278,7 +279,7 @@ def _run(
     GLUE_TABLE_SCHEMA.validate(ok_assets)
     GLUE_COLUMN_SCHEMA.validate(ok_columns)
 
-    desired = table_inputs(ok_assets, ok_columns)
+    desired = with_text_hash(table_inputs(ok_assets, ok_columns))
     desired = desired.with_columns(content_hashes(desired["table_input"]))
 
     target = make_target(cfg)
@@ -287,6 +288,9 @@ def _run(
     state = target.read_state(databases)
 
     diffed = diff_tables(desired, state)
+    conflicts = detect_conflicts(desired, state, cfg.conflicts)
+    audit.add_frame(conflict_events(conflicts))
+    diffed = resolve_conflicts(diffed, conflicts)
     duplicate = pl.col("conflict_files").list.len() > 0
     diffed = diffed.with_columns(
         action=pl.when(duplicate).then(pl.lit("conflict")).otherwise(pl.col("action")),

@@ -791,7 +791,7 @@ def _compile_scope(rule: ScopeRule, at: _Where, env: str | None) -> _Step:
     return _Step(at, run, asset_fields=frozenset({"kind", "modeling_pattern"}))
 
 
-def _stable_hash(text: pl.Expr, width: int = 8) -> pl.Expr:
+def stable_hash(text: pl.Expr, width: int = 8) -> pl.Expr:
     """A hash of the UTF-8 bytes of `text` as `width` base-36 characters, stable across Polars versions."""
     modulus, base, span = 2_147_483_647, 131, 4096
     powers = pl.Series([pow(base, i, modulus) for i in range(span)], dtype=pl.Int64)
@@ -809,7 +809,7 @@ def _stable_hash(text: pl.Expr, width: int = 8) -> pl.Expr:
 def truncate_with_hash(name: pl.Expr, max_length: int) -> pl.Expr:
     """`name` unchanged when it has at most `max_length` characters, else cut and suffixed `_<hash of name>`."""
     too_long = name.str.len_chars() > max_length
-    hashed = _stable_hash(pl.when(too_long).then(name).otherwise(pl.lit("")))
+    hashed = stable_hash(pl.when(too_long).then(name).otherwise(pl.lit("")))
     return (
         pl.when(too_long)
         .then(pl.concat_str([name.str.slice(0, max_length - 9), pl.lit("_"), hashed]))

@@ -1,0 +1,513 @@
+"""Conflicts between the desired tables and what the target holds, and how each is resolved.
+
+Four conflict types, found with joins over whole frames:
+
+* `naming`: two source assets meet in one Glue name (the second got the collision suffix), or the table is
+  managed by metasync for another asset;
+* `ownership`: the table exists without `metasync:managed`;
+* `schema_drift`: the update would remove columns or change a type incompatibly (narrower decimal or varchar,
+  smaller integer, string to number, ...);
+* `edited_in_target`: the table's description or a column comment was changed in the target since metasync
+  last wrote it. metasync stores a fingerprint of the text it meant to write (`metasync:text_hash`); a target
+  whose text no longer matches its stored fingerprint was edited there.
+
+Strategies, chosen per conflict type and, optionally, per asset kind: `source_wins` (write the source),
+`target_wins` (leave the table as it is, the asset is skipped), `merge` (source columns and types; keep the
+target-only Parameters and, when edited there, the target's description and comments) and `manual` (hold the
+asset as a conflict; its data-flow dependents are skipped). An unmanaged table is never overwritten:
+`ownership` accepts only `manual` and `target_wins`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import orjson
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from metasync.targets.base import TargetState
+from metasync.transform.mapping import _suffix as collision_suffixes
+from metasync.transform.rules import stable_hash
+
+Strategy = Literal["source_wins", "target_wins", "merge", "manual"]
+CONFLICT_TYPES = ("naming", "ownership", "schema_drift", "edited_in_target")
+TEXT_HASH_KEY = "metasync:text_hash"
+_ALLOWED: dict[str, tuple[str, ...]] = {
+    "naming": ("source_wins", "target_wins", "manual"),
+    "ownership": ("target_wins", "manual"),
+    "schema_drift": ("source_wins", "target_wins", "merge", "manual"),
+    "edited_in_target": ("source_wins", "target_wins", "merge", "manual"),
+}
+_HINTS = {
+    "naming": "Give one of the assets another name with a naming rule, or set conflicts.naming.",
+    "ownership": "Rename the asset with a naming rule, or remove or adopt the foreign table yourself.",
+    "schema_drift": "Check the dropped or narrowed columns; set conflicts.schema_drift to source_wins to apply.",
+    "edited_in_target": "Copy the edited text into Datasphere, or set conflicts.edited_in_target to "
+    "source_wins to overwrite it or merge to keep it.",
+}
+# When several conflicts hit one asset, the most cautious outcome applies.
+_OUTCOME_ORDER = ("hold", "skip", "merge", "write")
+_OUTCOME = {"manual": "hold", "target_wins": "skip", "merge": "merge", "source_wins": "write"}
+
+
+class ConflictStrategies(BaseModel):
+    """How each conflict type is resolved; `by_kind` overrides them for asset kinds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    naming: Strategy = "source_wins"
+    ownership: Strategy = "manual"
+    schema_drift: Strategy = "source_wins"
+    edited_in_target: Strategy = "merge"
+    by_kind: dict[str, dict[Literal["naming", "ownership", "schema_drift", "edited_in_target"], Strategy]] = (
+        Field(default_factory=dict)
+    )
+
+    @model_validator(mode="after")
+    def _allowed(self) -> ConflictStrategies:
+        choices = [(f"conflicts.{t}", t, getattr(self, t)) for t in CONFLICT_TYPES] + [
+            (f"conflicts.by_kind.{kind}.{t}", t, s)
+            for kind, items in self.by_kind.items()
+            for t, s in items.items()
+        ]
+        for key, conflict_type, strategy in choices:
+            if strategy not in _ALLOWED[conflict_type]:
+                raise ValueError(
+                    f"{key}: '{strategy}' is not allowed for {conflict_type} conflicts "
+                    f"(allowed: {', '.join(_ALLOWED[conflict_type])})"
+                    + (
+                        "; metasync never overwrites a table it does not manage"
+                        if conflict_type == "ownership"
+                        else ""
+                    )
+                )
+        return self
+
+    def expr(self, conflict_type: str) -> pl.Expr:
+        """The strategy for `conflict_type` of each row, by its `kind`."""
+        default = pl.lit(getattr(self, conflict_type))
+        overrides = {
+            kind: items[conflict_type] for kind, items in self.by_kind.items() if conflict_type in items
+        }
+        if not overrides:
+            return default
+        return pl.col("kind").replace_strict(overrides, default=default, return_dtype=pl.Utf8)
+
+
+CONFLICT_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+    "space": pl.Utf8,
+    "name": pl.Utf8,
+    "kind": pl.Utf8,
+    "glue_database": pl.Utf8,
+    "glue_table": pl.Utf8,
+    "conflict_type": pl.Utf8,
+    "strategy": pl.Utf8,
+    "message": pl.Utf8,
+    "details": pl.Utf8,
+}
+
+
+# ------------------------------------------------------------------ text fingerprint
+_COLUMNS_DTYPE = pl.List(pl.Struct({"Name": pl.Utf8, "Comment": pl.Utf8}))
+
+
+def _text_of(table_json: pl.Expr) -> pl.Expr:
+    """The description and column comments of a TableInput (JSON text) as one string."""
+    description = table_json.str.json_path_match("$.Description").fill_null("")
+    comments = (
+        table_json.str.json_path_match("$.StorageDescriptor.Columns")
+        .str.json_decode(_COLUMNS_DTYPE)
+        .list.eval(
+            pl.concat_str(
+                [pl.element().struct.field("Name"), pl.element().struct.field("Comment").fill_null("")],
+                separator="=",
+            )
+        )
+        .list.join("\x1e")
+        .fill_null("")
+    )
+    return pl.concat_str([description, comments], separator="\x1f")
+
+
+def text_hash(table_json: pl.Expr) -> pl.Expr:
+    """The fingerprint of a TableInput's description and column comments."""
+    return stable_hash(_text_of(table_json), width=12)
+
+
+def with_text_hash(desired: pl.DataFrame) -> pl.DataFrame:
+    """Desired rows whose `table_input` carries `metasync:text_hash` among its table Parameters."""
+    if desired.is_empty():
+        return desired
+    text = pl.col("table_input")
+    pair = pl.concat_str(
+        [pl.lit(f'"Parameters":[{{"key":"{TEXT_HASH_KEY}","value":"'), text_hash(text), pl.lit('"}')]
+    )
+    return desired.with_columns(
+        table_input=pl.when(text.str.contains('"Parameters":[]', literal=True))
+        .then(text.str.replace('"Parameters":[]', pair + pl.lit("]"), literal=True))
+        .otherwise(text.str.replace('"Parameters":[', pair + pl.lit(","), literal=True))
+    )
+
+
+# ------------------------------------------------------------------ type compatibility
+_TYPE_PARTS = r"^([a-z]+)(?:\((\d+)(?:,\s*(\d+))?\))?"
+_INT_RANK = {"tinyint": 1, "smallint": 2, "int": 3, "integer": 3, "bigint": 4}
+_INT_DIGITS = {"tinyint": 3, "smallint": 5, "int": 10, "integer": 10, "bigint": 19}
+
+
+def compatible_type_change(old: pl.Expr, new: pl.Expr) -> pl.Expr:
+    """True where a column typed `old` can be read as `new` without losing values."""
+    ob, o1, o2 = (old.str.extract(_TYPE_PARTS, i) for i in (1, 2, 3))
+    nb, n1, n2 = (new.str.extract(_TYPE_PARTS, i) for i in (1, 2, 3))
+    o1, o2, n1, n2 = (e.cast(pl.Int64) for e in (o1, o2, n1, n2))
+    old_int = ob.replace_strict(_INT_RANK, default=None, return_dtype=pl.Int64)
+    new_int = nb.replace_strict(_INT_RANK, default=None, return_dtype=pl.Int64)
+    old_digits = ob.replace_strict(_INT_DIGITS, default=None, return_dtype=pl.Int64)
+    text = ("varchar", "char")
+    return (
+        (old == new)
+        | (nb == "string")
+        | (ob.is_in(text) & nb.is_in(text) & (n1 >= o1))
+        | (old_int.is_not_null() & (new_int >= old_int))
+        | (old_int.is_not_null() & (nb == "decimal") & ((n1 - n2) >= old_digits))
+        | (old_int.is_not_null() & nb.is_in(["double", "float"]))
+        | ((ob == "decimal") & (nb == "decimal") & (n2 >= o2) & ((n1 - n2) >= (o1 - o2)))
+        | ((ob == "decimal") & (nb == "double"))
+        | ((ob == "float") & (nb == "double"))
+        | ((ob == "date") & (nb == "timestamp"))
+    ).fill_null(False)
+
+
+def _columns_long(frame: pl.DataFrame, json_column: str) -> pl.DataFrame:
+    """(glue_database, glue_table, column, type) for every column of the TableInputs in `json_column`."""
+    dtype = pl.List(pl.Struct({"Name": pl.Utf8, "Type": pl.Utf8}))
+    return (
+        frame.select(
+            "glue_database",
+            "glue_table",
+            pl.col(json_column)
+            .str.json_path_match("$.StorageDescriptor.Columns")
+            .str.json_decode(dtype)
+            .alias("c"),
+        )
+        .explode("c")
+        .unnest("c")
+        .filter(pl.col("Name").is_not_null())
+        .rename({"Name": "column", "Type": "type"})
+    )
+
+
+def _schema_drift(pairs: pl.DataFrame) -> pl.DataFrame:
+    """Per updated table: columns removed and columns whose type changed incompatibly (lists of text)."""
+    keys = ["glue_database", "glue_table"]
+    new = _columns_long(pairs, "table_input")
+    old = _columns_long(pairs, "current_definition")
+    joined = old.join(new, on=[*keys, "column"], how="left", suffix="_new")
+    removed = joined.filter(pl.col("type_new").is_null()).group_by(keys).agg(removed=pl.col("column"))
+    narrowed = (
+        joined.filter(
+            pl.col("type_new").is_not_null() & ~compatible_type_change(pl.col("type"), pl.col("type_new"))
+        )
+        .group_by(keys)
+        .agg(narrowed=pl.format("{}: {} -> {}", "column", "type", "type_new"))
+    )
+    return removed.join(narrowed, on=keys, how="full", coalesce=True)
+
+
+# ------------------------------------------------------------------ detection
+def _current(state: TargetState) -> pl.DataFrame:
+    return state.tables.select(
+        "glue_database",
+        "glue_table",
+        pl.col("managed").alias("_managed"),
+        pl.col("space").alias("_owner_space"),
+        pl.col("name").alias("_owner_name"),
+        pl.col("hash").alias("_hash"),
+        pl.col("definition").alias("current_definition"),
+    )
+
+
+def _suffixed_collisions(desired: pl.DataFrame) -> pl.DataFrame:
+    """Assets whose table name got the collision suffix because another asset holds the plain name."""
+    plain = desired.select(
+        "space",
+        "name",
+        "glue_database",
+        "glue_table",
+        pl.col("glue_table").str.extract(r"^(.+)_[0-9a-f]{8}$", 1).alias("_plain"),
+    ).filter(pl.col("_plain").is_not_null())
+    holders = desired.select(
+        "glue_database",
+        pl.col("glue_table").alias("_plain"),
+        pl.col("space").alias("_o_space"),
+        pl.col("name").alias("_o_name"),
+    )
+    candidates = plain.join(holders, on=["glue_database", "_plain"], how="inner")
+    # A name may end in `_` and eight hex digits by itself: only the suffix of its own digest counts.
+    own_suffix = collision_suffixes(candidates["name"]) if candidates.height else pl.Series([], dtype=pl.Utf8)
+    return candidates.filter(pl.col("glue_table").str.ends_with(own_suffix)).select(
+        "space", "name", "_plain", "_o_space", "_o_name"
+    )
+
+
+def detect_conflicts(
+    desired: pl.DataFrame, state: TargetState, strategies: ConflictStrategies
+) -> pl.DataFrame:
+    """One row per conflict of a desired table with the target (or with another desired table).
+
+    `desired` needs `space`, `name`, `kind`, `glue_database`, `glue_table`, `hash` and `table_input`.
+    Returns CONFLICT_COLUMNS: what differs (message, details as JSON text) and the strategy that applies.
+    """
+    keys = ["glue_database", "glue_table"]
+    rows = desired.select("space", "name", "kind", *keys, "hash", "table_input").join(
+        _current(state), on=keys, how="inner"
+    )
+    found: list[pl.DataFrame] = []
+
+    ownership = rows.filter(~pl.col("_managed"))
+    found.append(
+        ownership.select(
+            "space",
+            "name",
+            "kind",
+            *keys,
+            conflict_type=pl.lit("ownership"),
+            message=pl.format("table {}.{} exists and is not managed by metasync", *keys),
+            details=pl.struct(*keys, managed=pl.lit(False)).struct.json_encode(),
+        )
+    )
+    managed = rows.filter(pl.col("_managed"))
+    other_owner = (pl.col("_owner_space") != pl.col("space")) | (pl.col("_owner_name") != pl.col("name"))
+    found.append(
+        managed.filter(other_owner.fill_null(True)).select(
+            "space",
+            "name",
+            "kind",
+            *keys,
+            conflict_type=pl.lit("naming"),
+            message=pl.format(
+                "table {}.{} is managed by metasync for another asset ({}.{})",
+                *keys,
+                "_owner_space",
+                "_owner_name",
+            ),
+            details=pl.struct(
+                *keys, owner_space="_owner_space", owner_name="_owner_name"
+            ).struct.json_encode(),
+        )
+    )
+    collisions = _suffixed_collisions(desired).join(
+        desired.select("space", "name", "kind", *keys), on=["space", "name"]
+    )
+    found.append(
+        collisions.select(
+            "space",
+            "name",
+            "kind",
+            *keys,
+            conflict_type=pl.lit("naming"),
+            message=pl.format(
+                "{}.{} and {}.{} both map to the Glue table {}.{}; this one was given {}",
+                "space",
+                "name",
+                "_o_space",
+                "_o_name",
+                "glue_database",
+                "_plain",
+                "glue_table",
+            ),
+            details=pl.struct(
+                *keys, plain_name="_plain", other_space="_o_space", other_name="_o_name"
+            ).struct.json_encode(),
+        )
+    )
+
+    changed = managed.filter(~other_owner.fill_null(True) & (pl.col("_hash") != pl.col("hash")))
+    if changed.height:
+        found.append(_drift_conflicts(changed))
+        found.append(_edited_conflicts(changed))
+    conflicts = (
+        pl.concat([f for f in found if f.height], how="vertical_relaxed")
+        if any(f.height for f in found)
+        else None
+    )
+    if conflicts is None:
+        return pl.DataFrame(schema=CONFLICT_COLUMNS)
+    strategy = pl.lit(None, dtype=pl.Utf8)
+    for conflict_type in CONFLICT_TYPES:
+        strategy = (
+            pl.when(pl.col("conflict_type") == conflict_type)
+            .then(strategies.expr(conflict_type))
+            .otherwise(strategy)
+        )
+    return conflicts.with_columns(strategy=strategy).select(list(CONFLICT_COLUMNS))
+
+
+def _drift_conflicts(changed: pl.DataFrame) -> pl.DataFrame:
+    keys = ["glue_database", "glue_table"]
+    drift = _schema_drift(changed.select(*keys, "table_input", "current_definition"))
+    if drift.is_empty():
+        return pl.DataFrame()
+    empty = pl.lit([], dtype=pl.List(pl.Utf8))
+    drift = drift.with_columns(
+        removed=pl.col("removed").fill_null(empty), narrowed=pl.col("narrowed").fill_null(empty)
+    )
+    parts = [
+        pl.when(pl.col("removed").list.len() > 0).then(
+            pl.format("columns removed: {}", pl.col("removed").list.join(", "))
+        ),
+        pl.when(pl.col("narrowed").list.len() > 0).then(
+            pl.format("types changed incompatibly: {}", pl.col("narrowed").list.join(", "))
+        ),
+    ]
+    return changed.join(drift, on=keys).select(
+        "space",
+        "name",
+        "kind",
+        *keys,
+        conflict_type=pl.lit("schema_drift"),
+        message=pl.concat_str(
+            [pl.format("table {}.{}: ", *keys), pl.concat_str(parts, separator="; ", ignore_nulls=True)]
+        ),
+        details=pl.struct(*keys, "removed", "narrowed").struct.json_encode(),
+    )
+
+
+def _edited_conflicts(changed: pl.DataFrame) -> pl.DataFrame:
+    keys = ["glue_database", "glue_table"]
+    stored = pl.col("current_definition").str.json_path_match(f"$.Parameters['{TEXT_HASH_KEY}']")
+    edited = changed.filter(stored.is_not_null() & (stored != text_hash(pl.col("current_definition"))))
+    if edited.is_empty():
+        return pl.DataFrame()
+    target_description = pl.col("current_definition").str.json_path_match("$.Description")
+    source_description = pl.col("table_input").str.json_path_match("$.Description")
+    return edited.select(
+        "space",
+        "name",
+        "kind",
+        *keys,
+        conflict_type=pl.lit("edited_in_target"),
+        message=pl.format("the description or column comments of {}.{} were edited in the target", *keys),
+        details=pl.struct(
+            *keys, target_description=target_description, source_description=source_description
+        ).struct.json_encode(),
+    )
+
+
+# ------------------------------------------------------------------ resolution
+def resolve_conflicts(diffed: pl.DataFrame, conflicts: pl.DataFrame) -> pl.DataFrame:
+    """The diffed plan rows with each conflict's strategy applied to `action`, `reason` and `table_input`.
+
+    hold → `conflict` (dependents are skipped by the planner); skip → `skip`; write → the diff's own action
+    (an update where the table is managed for another asset); merge → `update` with a merged TableInput.
+    """
+    if conflicts.is_empty():
+        return diffed
+    order = {o: i for i, o in enumerate(_OUTCOME_ORDER)}
+    per_asset = (
+        conflicts.with_columns(
+            _rank=pl.col("strategy")
+            .replace_strict(_OUTCOME, return_dtype=pl.Utf8)
+            .replace_strict(order, return_dtype=pl.Int32)
+        )
+        .group_by("space", "name")
+        .agg(
+            _outcome=pl.col("_rank").min(),
+            _reason=pl.concat_str([pl.col("conflict_type"), pl.lit(": "), pl.col("message")]).str.join("; "),
+            _types=pl.col("conflict_type"),
+        )
+        .with_columns(
+            _outcome=pl.col("_outcome").replace_strict(dict(enumerate(_OUTCOME_ORDER)), return_dtype=pl.Utf8)
+        )
+    )
+    rows = diffed.join(per_asset, on=["space", "name"], how="left", maintain_order="left")
+    outcome = pl.col("_outcome")
+    write_action = pl.when(pl.col("action") == "conflict").then(pl.lit("update")).otherwise(pl.col("action"))
+    rows = rows.with_columns(
+        action=pl.when(outcome == "hold")
+        .then(pl.lit("conflict"))
+        .when(outcome == "skip")
+        .then(pl.lit("skip"))
+        .when(outcome.is_in(["write", "merge"]))
+        .then(write_action)
+        .otherwise(pl.col("action")),
+        reason=pl.when(outcome.is_not_null()).then(pl.col("_reason")).otherwise(pl.col("reason")),
+        conflict_type=pl.when(outcome.is_not_null())
+        .then(pl.col("_types").list.join(","))
+        .otherwise(pl.col("conflict_type")),
+    )
+    merge = outcome == "merge"
+    if rows.select(merge.any()).item():
+        edited = pl.col("_types").list.contains("edited_in_target")
+        targets = rows.filter(merge.fill_null(False))
+        merged = [
+            merge_table_input(
+                new, old, keep_text
+            )  # row-python-ok: merges the JSON of the few tables in conflict
+            for new, old, keep_text in zip(
+                targets["table_input"].to_list(),
+                targets["current_definition"].to_list(),
+                targets.select(edited)[:, 0].to_list(),
+                strict=True,
+            )
+        ]
+        patch = targets.select("space", "name").with_columns(_merged=pl.Series(merged, dtype=pl.Utf8))
+        rows = (
+            rows.join(patch, on=["space", "name"], how="left", maintain_order="left")
+            .with_columns(table_input=pl.coalesce("_merged", "table_input"))
+            .drop("_merged")
+        )
+    return rows.drop("_outcome", "_reason", "_types")
+
+
+def merge_table_input(source_json: str, target_json: str | None, keep_text: bool) -> str:
+    """The source TableInput (canonical JSON) with the target's own Parameters kept and, if `keep_text`,
+    the target's description and column comments (for columns still present) kept."""
+    source = orjson.loads(source_json)
+    target = orjson.loads(target_json) if target_json else {}
+    source_keys = {p["key"] for p in source.get("Parameters") or []}
+    target_params = target.get("Parameters") or {}
+    extra = [
+        {"key": k, "value": v}
+        for k, v in sorted(target_params.items())
+        if k not in source_keys and not k.startswith("metasync:")
+    ]
+    source["Parameters"] = list(source.get("Parameters") or []) + extra
+    if keep_text:
+        source["Description"] = target.get("Description")
+        comments = {
+            c["Name"]: c.get("Comment") for c in (target.get("StorageDescriptor") or {}).get("Columns") or []
+        }
+        for column in (source.get("StorageDescriptor") or {}).get("Columns") or []:
+            if column["Name"] in comments:
+                column["Comment"] = comments[column["Name"]]
+    # `metasync:text_hash` stays the fingerprint of the source text, so next run still sees (and keeps) the edit.
+    return orjson.dumps(source).decode()
+
+
+def conflict_events(conflicts: pl.DataFrame) -> pl.DataFrame:
+    """One audit event per conflict: what differed, the strategy applied and how to resolve it."""
+    outcome = pl.col("strategy").replace_strict(_OUTCOME, return_dtype=pl.Utf8)
+    hint = pl.col("conflict_type").replace_strict(_HINTS, return_dtype=pl.Utf8)
+    return conflicts.select(
+        event=pl.lit("conflict"),
+        severity=pl.when(outcome == "hold").then(pl.lit("error")).otherwise(pl.lit("warning")),
+        space="space",
+        name="name",
+        action=pl.lit("conflict"),
+        status=outcome.replace_strict(
+            {"hold": "held", "skip": "skipped", "merge": "merged", "write": "overwritten"}
+        ),
+        message=pl.format("{} conflict, strategy {}: {}", "conflict_type", "strategy", "message"),
+        details=pl.concat_str(
+            pl.lit('{"conflict_type":"'),
+            "conflict_type",
+            pl.lit('","strategy":"'),
+            "strategy",
+            pl.lit('","conflict":'),
+            "details",
+            pl.lit("}"),
+        ),
+        hint=hint,
+    )
