@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from metasync.config import CsnSourceConfig, DatasphereSourceConfig, load_config
-from metasync.errors import ConnectorAuthError, SourceError
+from metasync.errors import ConfigError, ConnectorAuthError, SourceError
 from metasync.models import SourceFrames
 from metasync.sources.csn import CsnSource
 from metasync.sources.datasphere.client import derive_token_url
@@ -329,3 +329,21 @@ def test_the_example_configuration_loads(monkeypatch: pytest.MonkeyPatch) -> Non
     assert "example-secret" not in repr(config)
     assert derive_token_url(config.source.url).endswith(".authentication.eu10.hana.ondemand.com/oauth/token")
     assert load_config(example, env="prod").target.kind == "glue"
+
+
+def test_credentials_left_out_of_the_file_come_from_the_environment(
+    tenant: FakeTenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant.add_object("SALES", "localtables", "ORDERS", table("ORDERS"))
+    config = tenant.source_config()
+    del config["client_id"], config["client_secret"]
+    monkeypatch.delenv("METASYNC_DATASPHERE_CLIENT_ID", raising=False)
+    monkeypatch.delenv("METASYNC_DATASPHERE_CLIENT_SECRET", raising=False)
+    with pytest.raises(ConfigError, match="source.client_id.*METASYNC_DATASPHERE_CLIENT_ID") as caught:
+        load_config({"source": config})
+    assert "client_secret" in str(caught.value)
+    monkeypatch.setenv("METASYNC_DATASPHERE_CLIENT_ID", tenant.client_id)
+    monkeypatch.setenv("METASYNC_DATASPHERE_CLIENT_SECRET", tenant.client_secret)
+    loaded = load_config({"source": config})
+    assert DatasphereSource(loaded.source).read().assets["name"].to_list() == ["ORDERS"]
+    assert tenant.client_secret not in repr(loaded)
