@@ -1,9 +1,8 @@
 """Column-level lineage: a graph of columns and traversals over it (type inference along lineage is done by
 the CSN reader, `metasync.sources.csn.infer_types_along_lineage`).
 
-Column nodes are keyed by the tuple `(ASSET_ID, column)` and carry `asset`, `space`, `name`, `column`; edges run
-from the upstream column to the downstream column and carry `transform` (`direct`, `renamed`, `measure`,
-`calculated`).
+Column nodes are the tuples `(ASSET_ID, column)` (no attributes: everything is in the key); edges run from the
+upstream column to the downstream column and carry `transform` (`direct`, `renamed`, `measure`, `calculated`).
 """
 
 from __future__ import annotations
@@ -14,7 +13,8 @@ import networkx as nx
 import polars as pl
 
 from metasync.errors import ConfigError
-from metasync.graph.lineage import asset_id, unknown_asset_error
+from metasync.graph.lineage import split_asset_id, unknown_asset_error
+from metasync.sources.csn_lineage import TRANSFORM_RANK
 
 ColumnNode = tuple[str, str]
 
@@ -24,39 +24,31 @@ def column_lineage_graph(column_lineage: pl.DataFrame) -> nx.DiGraph:
 
     When one pair of columns is linked more than once, the edge keeps the strongest transform.
     """
-    graph: nx.DiGraph = nx.DiGraph()
-    rank = {"direct": 0, "renamed": 1, "measure": 2, "calculated": 3}
-    frame = (
-        column_lineage.with_columns(
-            _rank=pl.col("transform").replace_strict(rank, default=4, return_dtype=pl.Int8)
-        )
-        .sort("_rank", descending=True)
-        .unique(
-            ["space", "name", "column", "upstream_space", "upstream_name", "upstream_column"],
-            keep="first",
-            maintain_order=True,
-        )
+    rank = pl.col("transform").replace_strict(
+        TRANSFORM_RANK, default=len(TRANSFORM_RANK), return_dtype=pl.Int8
     )
-    for space, name, column, up_space, up_name, up_column, transform in frame.select(
-        "space", "name", "column", "upstream_space", "upstream_name", "upstream_column", "transform"
-    ).iter_rows():
-        downstream = (asset_id(space, name), column)
-        upstream = (asset_id(up_space, up_name), up_column)
-        for node, (s, n, c) in (
-            (downstream, (space, name, column)),
-            (upstream, (up_space, up_name, up_column)),
-        ):
-            if node not in graph:
-                graph.add_node(node, asset=node[0], space=s, name=n, column=c)
-        graph.add_edge(upstream, downstream, transform=transform)
+    frame = (
+        column_lineage.lazy()
+        .with_columns(
+            asset=pl.concat_str("space", pl.lit("."), "name"),
+            upstream_asset=pl.concat_str("upstream_space", pl.lit("."), "upstream_name"),
+        )
+        .sort(rank, descending=True, maintain_order=True)
+        .unique(["asset", "column", "upstream_asset", "upstream_column"], keep="first", maintain_order=True)
+        .collect()
+    )
+    graph: nx.DiGraph = nx.DiGraph()
+    graph.add_edges_from(
+        ((up_asset, up_column), (asset, column), {"transform": transform})
+        for up_asset, up_column, asset, column, transform in frame.select(
+            "upstream_asset", "upstream_column", "asset", "column", "transform"
+        ).iter_rows()
+    )
     return graph
 
 
 def _frame(graph: nx.DiGraph, distances: dict[ColumnNode, int]) -> pl.DataFrame:
-    rows = [
-        (graph.nodes[node]["space"], graph.nodes[node]["name"], graph.nodes[node]["column"], distance)
-        for node, distance in distances.items()
-    ]
+    rows = [(*split_asset_id(asset), column, distance) for (asset, column), distance in distances.items()]
     return pl.DataFrame(
         rows,
         schema={"space": pl.Utf8, "name": pl.Utf8, "column": pl.Utf8, "distance": pl.Int32},

@@ -24,7 +24,7 @@ def lineage() -> pl.DataFrame:
 
 def test_graph_keys_and_strongest_transform(lineage: pl.DataFrame) -> None:
     graph = mg.column_lineage_graph(lineage)
-    assert graph.nodes[("S.T", "TAX")] == {"asset": "S.T", "space": "S", "name": "T", "column": "TAX"}
+    assert ("S.T", "TAX") in graph and graph.number_of_nodes() == 5
     assert graph.edges[("S.V", "NET"), ("S.AM", "Net")]["transform"] == "measure"
     assert graph.number_of_edges() == 4
 
