@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from itertools import repeat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,6 @@ from metasync.models import (
     ASSET_SCHEMA,
     COLUMN_LINEAGE_SCHEMA,
     COLUMN_SCHEMA,
-    EDGE_SCHEMA,
     Event,
     SourceFrames,
 )
@@ -117,36 +117,6 @@ def _i18n_texts(bundle: dict[str, Any] | None, language: str) -> dict[str, str]:
     return texts
 
 
-@dataclass
-class _Columns:
-    """Column lists the walk appends to; turned into a frame in one go."""
-
-    data: dict[str, list[Any]] = field(
-        default_factory=lambda: {
-            k: []
-            for k in (
-                "space",
-                "name",
-                "column",
-                "ordinal",
-                "source_type",
-                "length",
-                "precision",
-                "scale",
-                "is_key",
-                "not_null",
-                "business_name",
-                "description",
-                "semantic_role",
-                "aggregation",
-                "type_origin",
-                "glue_type_hint",
-                "_asset_row",
-            )
-        }
-    )
-
-
 def _semantic_role(element: dict[str, Any]) -> tuple[str, str | None]:
     aggregation = _text(element.get("@Aggregation.default"))
     if aggregation in ("NONE", "NOP"):
@@ -188,11 +158,17 @@ class _TypeResolver:
                 if "items" in current or "elements" in current:
                     return ("cds.Array" if "items" in current else "cds.Struct"), facets, origin
                 return None, facets, origin
-            if isinstance(type_, str) and (type_.startswith("cds.") or type_ in ("Association", "Composition")):
+            if isinstance(type_, str) and (
+                type_.startswith("cds.") or type_ in ("Association", "Composition")
+            ):
                 return (type_ if type_.startswith("cds.") else f"cds.{type_}"), facets, origin
             found = self._lookup(type_, doc)
             if found is None:
-                return (type_ if isinstance(type_, str) else orjson.dumps(type_).decode()), facets, "unresolved"
+                return (
+                    (type_ if isinstance(type_, str) else orjson.dumps(type_).decode()),
+                    facets,
+                    "unresolved",
+                )
             current, origin = found, "type"
         return None, facets, "unresolved"
 
@@ -222,7 +198,9 @@ def _glue_hint(base: str, facets: dict[str, Any], resolver: _TypeResolver, doc: 
         sub_base, sub_facets, _ = resolver.resolve(element, doc)
         if sub_base in ("cds.Array", "cds.Struct"):
             return _glue_hint(sub_base, sub_facets, resolver, doc) or "string"
-        return scalar_glue_type(sub_base, sub_facets.get("length"), sub_facets.get("precision"), sub_facets.get("scale"))
+        return scalar_glue_type(
+            sub_base, sub_facets.get("length"), sub_facets.get("precision"), sub_facets.get("scale")
+        )
 
     if base == "cds.Array":
         items = facets.get("items") or {}
@@ -359,6 +337,42 @@ def _prepare(document: CsnDocument, language: str) -> _Doc:
     )
 
 
+ELEMENT_FIELDS = ("type", "length", "precision", "scale", "key", "notNull", "@EndUserText.label")
+# Keys whose presence sends an element through the per-element path: rare annotations and structured types.
+RARE_ELEMENT_KEYS = frozenset(
+    {
+        "@Common.Label",
+        "@title",
+        *DESCRIPTION_KEYS,
+        "@AnalyticsDetails.measureType",
+        "@Analytics.measure",
+        "@Aggregation.default",
+        "@Semantics.text",
+        "@Analytics.dimension",
+        "@ObjectModel.foreignKey.association",
+        "@ObjectModel.text.association",
+        "items",
+        "elements",
+    }
+)
+
+
+@dataclass
+class _Elements:
+    """Every element of every entity, gathered with C-level list operations (no per-element Python)."""
+
+    names: list[str] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)
+    owner: list[int] = field(default_factory=list)
+    owner_doc: list[_Doc] = field(default_factory=list)  # per asset row
+    i18n_ranges: list[tuple[int, int, _Doc]] = field(default_factory=list)
+
+    def add(self, asset_row: int, elements: dict[str, Any]) -> None:
+        self.names.extend(elements)
+        self.values.extend(elements.values())
+        self.owner.extend(repeat(asset_row, len(elements)))
+
+
 def _walk(docs: list[_Doc]) -> SourceFrames:
     resolver = _TypeResolver(docs)
     events: list[Event] = []
@@ -377,10 +391,12 @@ def _walk(docs: list[_Doc]) -> SourceFrames:
             "content_hash",
         )
     }
-    cols = _Columns().data
-    edges: dict[str, list[Any]] = {k: [] for k in ("source_space", "source_name", "target_space", "target_name", "kind", "via")}
+    elements = _Elements()
+    mixins: list[tuple[int, str, str]] = []  # (asset row, mixin name, target ref)
+    edges: dict[str, list[Any]] = {
+        k: [] for k in ("source_space", "source_name", "target_space", "target_name", "kind", "via")
+    }
     lineage: dict[str, list[Any]] = {k: [] for k in COLUMN_LINEAGE_SCHEMA.columns}
-    unresolved: dict[tuple[str, str], list[str]] = {}
 
     def add_edge(src: tuple[str, str], dst: tuple[str, str], kind: str, via: str | None) -> None:
         edges["source_space"].append(src[0])
@@ -392,6 +408,7 @@ def _walk(docs: list[_Doc]) -> SourceFrames:
 
     for doc in docs:
         origin = doc.document.origin
+        first_element = len(elements.values)
         for full_name, definition in doc.definitions.items():
             if not isinstance(definition, dict) or definition.get("kind") != "entity":
                 continue
@@ -416,21 +433,27 @@ def _walk(docs: list[_Doc]) -> SourceFrames:
             assets["space"].append(space)
             assets["name"].append(name)
             assets["kind"].append(kind)
-            assets["business_name"].append(next((doc.label(definition[k]) for k in LABEL_KEYS if k in definition), None))
+            assets["business_name"].append(
+                next((doc.label(definition[k]) for k in LABEL_KEYS if k in definition), None)
+            )
             assets["description"].append(
                 next((doc.label(definition[k]) for k in DESCRIPTION_KEYS if k in definition), None)
             )
             assets["modeling_pattern"].append(pattern)
-            assets["hierarchies"].append(hierarchies)
+            assets["hierarchies"].append("\x1f".join(hierarchies))  # split into a list in Polars below
             assets["remote_source"].append(remote)
             assets["source_file"].append(origin)
             assets["content_hash"].append(_content_hash(definition, business))
+            elements.owner_doc.append(doc)
 
             # Data-flow edges: analytic-model sources come from the business layer only.
             model_sources: set[tuple[str, str]] = set()
             if business is not None:
                 source_model = business.get("sourceModel") or {}
-                for group, edge_kind in (("factSources", "fact_source"), ("dimensionSources", "dimension_source")):
+                for group, edge_kind in (
+                    ("factSources", "fact_source"),
+                    ("dimensionSources", "dimension_source"),
+                ):
                     for src in (source_model.get(group) or {}).values():
                         key = ((src or {}).get("dataEntity") or {}).get("key")
                         if isinstance(key, str):
@@ -445,64 +468,18 @@ def _walk(docs: list[_Doc]) -> SourceFrames:
                     seen_sources.add(upstream)
                     add_edge(upstream, asset, edge_kind, None)
 
-            # Columns and relationship edges.
-            elements = definition.get("elements") or {}
-            text_assocs = set()
-            fk_assocs = set()
-            for element in elements.values():
-                if isinstance(element, dict):
-                    if "@ObjectModel.text.association" in element:
-                        text_assocs.add(_text(element["@ObjectModel.text.association"]))
-                    if "@ObjectModel.foreignKey.association" in element:
-                        fk_assocs.add(_text(element["@ObjectModel.foreignKey.association"]))
-            ordinal = 0
-            for element_name, element in elements.items():
-                if not isinstance(element, dict):
-                    continue
-                base, facets, origin_kind = resolver.resolve(element, doc)
-                if base in ASSOCIATION_TYPES:
-                    target = facets.get("target")
-                    if isinstance(target, str):
-                        rel = "text" if element_name in text_assocs else (
-                            "foreign_key" if element_name in fk_assocs else "association"
-                        )
-                        add_edge(asset, doc.resolve(target), rel, element_name)
-                    continue
-                role, aggregation = _semantic_role(element)
-                cols["_asset_row"].append(asset_row)
-                cols["space"].append(space)
-                cols["name"].append(name)
-                cols["column"].append(element_name)
-                cols["ordinal"].append(ordinal)
-                ordinal += 1
-                if origin_kind == "unresolved":
-                    unresolved.setdefault(asset, []).append(element_name)
-                cols["source_type"].append(base)
-                cols["length"].append(facets.get("length"))
-                cols["precision"].append(facets.get("precision"))
-                cols["scale"].append(facets.get("scale"))
-                cols["is_key"].append(element.get("key") is True)
-                cols["not_null"].append(element.get("notNull") is True or element.get("key") is True)
-                cols["business_name"].append(next((doc.label(element[k]) for k in LABEL_KEYS if k in element), None))
-                cols["description"].append(
-                    next((doc.label(element[k]) for k in DESCRIPTION_KEYS if k in element), None)
-                )
-                cols["semantic_role"].append(role)
-                cols["aggregation"].append(aggregation)
-                cols["type_origin"].append("declared" if origin_kind in ("declared", "unresolved") else origin_kind)
-                cols["glue_type_hint"].append(
-                    _glue_hint(base, facets, resolver, doc) if base in ("cds.Array", "cds.Struct") else None
-                )
+            own = definition.get("elements")
+            if isinstance(own, dict) and own:
+                elements.add(asset_row, own)
             for mixin_name, mixin in _mixins(definition).items():
                 if isinstance(mixin, dict) and isinstance(mixin.get("target"), str):
-                    rel = "text" if mixin_name in text_assocs else (
-                        "foreign_key" if mixin_name in fk_assocs else "association"
-                    )
-                    add_edge(asset, doc.resolve(mixin["target"]), rel, mixin_name)
+                    mixins.append((asset_row, mixin_name, mixin["target"]))
 
             if "query" in definition or "projection" in definition or business is not None:
                 with_layer = definition if business is None else {**definition, "$businessLayer": business}
-                for column, up_space, up_name, up_column, transform in column_lineage_rows(with_layer, doc.resolve):
+                for column, up_space, up_name, up_column, transform in column_lineage_rows(
+                    with_layer, doc.resolve
+                ):
                     lineage["space"].append(space)
                     lineage["name"].append(name)
                     lineage["column"].append(column)
@@ -510,22 +487,19 @@ def _walk(docs: list[_Doc]) -> SourceFrames:
                     lineage["upstream_name"].append(up_name)
                     lineage["upstream_column"].append(up_column)
                     lineage["transform"].append(transform)
+        if doc.texts and len(elements.values) > first_element:
+            elements.i18n_ranges.append((first_element, len(elements.values), doc))
 
-    for (space, name), elements in unresolved.items():
-        events.append(
-            Event(
-                event="type_unresolved",
-                severity="warning",
-                space=space,
-                name=name,
-                message=f"{space}.{name}: the type of {len(elements)} column(s) is not defined in the source "
-                f"({', '.join(elements[:5])}{', ...' if len(elements) > 5 else ''}); mapped to string.",
-                details={"columns": elements},
-                hint="Export the type definitions together with the entity, or add a `type` rule for them.",
-            )
-        )
-    asset_frame = pl.DataFrame(assets, schema={k: ASSET_SCHEMA.columns[k].dtype.type for k in assets})
-    column_frame = _column_frame(cols)
+    schema = {k: ASSET_SCHEMA.columns[k].dtype.type for k in assets} | {"hierarchies": pl.Utf8}
+    asset_frame = pl.DataFrame(assets, schema=schema).with_columns(
+        hierarchies=pl.when(pl.col("hierarchies") == "")
+        .then(pl.lit([], dtype=pl.List(pl.Utf8)))
+        .otherwise(pl.col("hierarchies").str.split("\x1f"))
+    )
+    column_frame, relationship_rows, element_events = _element_frame(elements, resolver, asset_frame, mixins)
+    events.extend(element_events)
+    for row in relationship_rows:
+        add_edge(*row)
     edge_frame = pl.DataFrame(edges, schema={k: pl.Utf8 for k in edges})
     lineage_frame = pl.DataFrame(lineage, schema={k: pl.Utf8 for k in lineage})
     asset_frame, column_frame, dup_events = _collapse_duplicates(asset_frame, column_frame)
@@ -544,17 +518,177 @@ def _walk(docs: list[_Doc]) -> SourceFrames:
     return frames.validate()
 
 
-def _column_frame(cols: dict[str, list[Any]]) -> pl.DataFrame:
-    schema: dict[str, Any] = {k: COLUMN_SCHEMA.columns[k].dtype.type for k in cols if k in COLUMN_SCHEMA.columns}
-    schema["glue_type_hint"] = pl.Utf8
-    schema["_asset_row"] = pl.UInt32
-    for facet in ("length", "precision", "scale"):
-        # Facets may arrive as strings or floats in hand-written exports; keep integers only.
-        cols[facet] = [v if isinstance(v, int) and not isinstance(v, bool) else None for v in cols[facet]]
-    return pl.DataFrame(cols, schema=schema)
+def _element_frame(
+    elements: _Elements,
+    resolver: _TypeResolver,
+    assets: pl.DataFrame,
+    mixins: list[tuple[int, str, str]],
+) -> tuple[pl.DataFrame, list[tuple[tuple[str, str], tuple[str, str], str, str]], list[Event]]:
+    """The columns frame and the relationship edges, from all elements at once.
+
+    Common fields are read with `map` over the whole element list; only elements with a type that is not a
+    plain `cds.*` scalar, with rare annotations, or with a label that is not plain text take the per-element path.
+    """
+    values = elements.values
+    if set(map(type, values)) - {dict}:  # an element that is not an object is no column
+        keep = [i for i, v in enumerate(values) if isinstance(v, dict)]
+        values = [values[i] for i in keep]
+        elements.names = [elements.names[i] for i in keep]
+        elements.owner = [elements.owner[i] for i in keep]
+    n = len(values)
+    # One pass touching each element once (far better memory locality than one pass per field).
+    fields = [
+        (
+            v.get("type"),
+            v.get("length"),
+            v.get("precision"),
+            v.get("scale"),
+            v.get("key"),
+            v.get("notNull"),
+            v.get("@EndUserText.label"),
+        )
+        for v in values
+    ]
+    get = dict(
+        zip(ELEMENT_FIELDS, zip(*fields, strict=True) if fields else [()] * len(ELEMENT_FIELDS), strict=True)
+    )
+    del fields
+    series: dict[str, pl.Series] = {
+        "_asset_row": pl.Series(elements.owner, dtype=pl.UInt32),
+        "column": pl.Series(elements.names, dtype=pl.Utf8),
+        "source_type": pl.Series(get["type"], dtype=pl.Utf8, strict=False),
+        "length": pl.Series(get["length"], dtype=pl.Int64, strict=False),
+        "precision": pl.Series(get["precision"], dtype=pl.Int64, strict=False),
+        "scale": pl.Series(get["scale"], dtype=pl.Int64, strict=False),
+        "is_key": pl.Series(get["key"], dtype=pl.Boolean, strict=False).fill_null(False),
+        "not_null": pl.Series(get["notNull"], dtype=pl.Boolean, strict=False).fill_null(False),
+        "business_name": pl.Series(get["@EndUserText.label"], dtype=pl.Utf8, strict=False),
+        "description": pl.Series([None] * n, dtype=pl.Utf8),
+        "semantic_role": pl.repeat("attribute", n, dtype=pl.Utf8, eager=True),
+        "aggregation": pl.Series([None] * n, dtype=pl.Utf8),
+        "type_origin": pl.repeat("declared", n, dtype=pl.Utf8, eager=True),
+        "glue_type_hint": pl.Series([None] * n, dtype=pl.Utf8),
+    }
+    # Which rows need Python: non-`cds.` or association types, rare keys, labels that are not plain text
+    # (a `strict=False` Series turns objects into text starting with `{`, like i18n placeholders).
+    source_type, label = series["source_type"], series["business_name"]
+    odd_type = (
+        source_type.is_null() | ~source_type.str.starts_with("cds.") | source_type.is_in(ASSOCIATION_TYPES)
+    ).arg_true()
+    rare = pl.Series(list(map(RARE_ELEMENT_KEYS.isdisjoint, values)), dtype=pl.Boolean).not_().arg_true()
+    odd_label = (
+        label.str.starts_with("{") | label.str.contains(r"^-?\d+(\.\d+)?$|^(true|false)$")
+    ).arg_true()
+    i18n_rows = [i for start, end, _ in elements.i18n_ranges for i in range(start, end)]
+
+    owner_doc = elements.owner_doc
+    owners = elements.owner
+    patch: dict[str, dict[int, Any]] = {
+        k: {}
+        for k in (
+            "source_type",
+            "length",
+            "precision",
+            "scale",
+            "business_name",
+            "description",
+            "semantic_role",
+            "aggregation",
+            "type_origin",
+            "glue_type_hint",
+        )
+    }
+    drop: list[int] = []
+    associations: list[tuple[int, str, str]] = []  # (asset row, element name, target ref)
+    text_refs: set[tuple[int, str | None]] = set()
+    fk_refs: set[tuple[int, str | None]] = set()
+    unresolved: dict[int, list[str]] = {}
+
+    for i in odd_type.to_list():
+        element = values[i]
+        doc = owner_doc[owners[i]]
+        base, facets, origin_kind = resolver.resolve(element, doc)
+        if base in ASSOCIATION_TYPES:
+            drop.append(i)
+            target = facets.get("target")
+            if isinstance(target, str):
+                associations.append((owners[i], elements.names[i], target))
+            continue
+        if origin_kind == "unresolved":
+            unresolved.setdefault(owners[i], []).append(elements.names[i])
+        patch["source_type"][i] = base
+        for facet in ("length", "precision", "scale"):
+            value = facets.get(facet)
+            patch[facet][i] = value if isinstance(value, int) and not isinstance(value, bool) else None
+        patch["type_origin"][i] = "declared" if origin_kind in ("declared", "unresolved") else origin_kind
+        if base in ("cds.Array", "cds.Struct"):
+            patch["glue_type_hint"][i] = _glue_hint(base, facets, resolver, doc)
+    for i in rare.to_list():
+        element = values[i]
+        doc = owner_doc[owners[i]]
+        role, aggregation = _semantic_role(element)
+        patch["semantic_role"][i] = role
+        patch["aggregation"][i] = aggregation
+        patch["description"][i] = next(
+            (doc.label(element[k]) for k in DESCRIPTION_KEYS if k in element), None
+        )
+        patch["business_name"][i] = next((doc.label(element[k]) for k in LABEL_KEYS if k in element), None)
+        if "@ObjectModel.text.association" in element:
+            text_refs.add((owners[i], _text(element["@ObjectModel.text.association"])))
+        if "@ObjectModel.foreignKey.association" in element:
+            fk_refs.add((owners[i], _text(element["@ObjectModel.foreignKey.association"])))
+    for i in sorted(set(odd_label.to_list()) | set(i18n_rows)):
+        if i not in patch["business_name"]:
+            element = values[i]
+            doc = owner_doc[owners[i]]
+            patch["business_name"][i] = next(
+                (doc.label(element[k]) for k in LABEL_KEYS if k in element), None
+            )
+
+    for name, rows in patch.items():
+        if rows:
+            target = series[name]
+            series[name] = target.scatter(list(rows), pl.Series(list(rows.values()), dtype=target.dtype))
+    frame = pl.DataFrame(series)
+    if drop:
+        frame = frame.with_row_index("_i").filter(~pl.col("_i").is_in(drop)).drop("_i")
+    frame = frame.with_columns(
+        not_null=pl.col("not_null") | pl.col("is_key"),
+        ordinal=pl.int_range(pl.len(), dtype=pl.Int32).over("_asset_row"),
+    )
+    ids = assets.select("space", "name").with_row_index("_asset_row")
+    frame = frame.join(ids, on="_asset_row", how="left", maintain_order="left")
+    frame = frame.select(*COLUMN_SCHEMA.columns, "glue_type_hint", "_asset_row")
+
+    rows: list[tuple[tuple[str, str], tuple[str, str], str, str]] = []
+    spaces, names = assets["space"].to_list(), assets["name"].to_list()
+    for asset_row, via, target in associations + mixins:
+        doc = owner_doc[asset_row]
+        rel = (
+            "text"
+            if (asset_row, via) in text_refs
+            else ("foreign_key" if (asset_row, via) in fk_refs else "association")
+        )
+        rows.append(((spaces[asset_row], names[asset_row]), doc.resolve(target), rel, via))
+    events = [
+        Event(
+            event="type_unresolved",
+            severity="warning",
+            space=spaces[row],
+            name=names[row],
+            message=f"{spaces[row]}.{names[row]}: the type of {len(cols)} column(s) is not defined in the source "
+            f"({', '.join(cols[:5])}{', ...' if len(cols) > 5 else ''}); mapped to string.",
+            details={"columns": cols},
+            hint="Export the type definitions together with the entity, or add a `type` rule for them.",
+        )
+        for row, cols in unresolved.items()
+    ]
+    return frame, rows, events
 
 
-def _collapse_duplicates(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, list[Event]]:
+def _collapse_duplicates(
+    assets: pl.DataFrame, columns: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, list[Event]]:
     """Identical definitions from several files count once; differing ones keep one row and are flagged.
 
     `columns` carries `_asset_row`, the row of `assets` each column belongs to; only the first copy's columns stay.
@@ -567,7 +701,10 @@ def _collapse_duplicates(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[p
     )
     no_files = pl.lit([], dtype=pl.List(pl.Utf8))
     kept = assets.join(
-        grouped.select("_asset_row", "_variants", "_files"), on="_asset_row", how="inner", maintain_order="left"
+        grouped.select("_asset_row", "_variants", "_files"),
+        on="_asset_row",
+        how="inner",
+        maintain_order="left",
     )
     assets = kept.with_columns(
         conflict_files=pl.when(pl.col("_variants") > 1).then(pl.col("_files")).otherwise(no_files)
@@ -596,7 +733,9 @@ def _collapse_duplicates(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[p
 def _classify_text_edges(edges: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFrame:
     """An association to a language-dependent text entity is a `text` edge."""
     texts = assets.filter(pl.col("kind") == "text").select(
-        pl.col("space").alias("target_space"), pl.col("name").alias("target_name"), pl.lit(True).alias("_text")
+        pl.col("space").alias("target_space"),
+        pl.col("name").alias("target_name"),
+        pl.lit(True).alias("_text"),
     )
     return (
         edges.join(texts, on=["target_space", "target_name"], how="left")
@@ -612,7 +751,9 @@ def _classify_text_edges(edges: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFr
 INFERABLE_TRANSFORMS = ("direct", "renamed", "measure", "attribute")
 
 
-def infer_types_along_lineage(columns: pl.DataFrame, lineage: pl.DataFrame) -> tuple[pl.DataFrame, list[Event]]:
+def infer_types_along_lineage(
+    columns: pl.DataFrame, lineage: pl.DataFrame
+) -> tuple[pl.DataFrame, list[Event]]:
     """Give typeless columns the type of the column they come from, through any depth; the rest become strings."""
     facet_cols = ["source_type", "length", "precision", "scale", "glue_type_hint"]
     links = lineage.filter(pl.col("transform").is_in(INFERABLE_TRANSFORMS)).unique(
@@ -643,7 +784,10 @@ def infer_types_along_lineage(columns: pl.DataFrame, lineage: pl.DataFrame) -> t
             columns.join(found, on=["space", "name", "column"], how="left")
             .with_columns(
                 *[
-                    pl.when(pl.col("_source_type").is_not_null()).then(pl.col(f"_{c}")).otherwise(pl.col(c)).alias(c)
+                    pl.when(pl.col("_source_type").is_not_null())
+                    .then(pl.col(f"_{c}"))
+                    .otherwise(pl.col(c))
+                    .alias(c)
                     for c in facet_cols
                 ],
                 type_origin=pl.when(pl.col("_source_type").is_not_null())
@@ -655,7 +799,9 @@ def infer_types_along_lineage(columns: pl.DataFrame, lineage: pl.DataFrame) -> t
     events = []
     still = columns.filter(pl.col("source_type").is_null())
     if not still.is_empty():
-        for row in still.group_by("space", "name", maintain_order=True).agg(pl.col("column")).iter_rows(named=True):
+        for row in (
+            still.group_by("space", "name", maintain_order=True).agg(pl.col("column")).iter_rows(named=True)
+        ):
             names = row["column"]
             events.append(
                 Event(
@@ -671,7 +817,9 @@ def infer_types_along_lineage(columns: pl.DataFrame, lineage: pl.DataFrame) -> t
                 )
             )
         columns = columns.with_columns(
-            type_origin=pl.when(pl.col("source_type").is_null()).then(pl.lit("fallback")).otherwise(pl.col("type_origin")),
+            type_origin=pl.when(pl.col("source_type").is_null())
+            .then(pl.lit("fallback"))
+            .otherwise(pl.col("type_origin")),
             source_type=pl.col("source_type").fill_null("cds.String"),
         )
     return columns, events
@@ -716,12 +864,16 @@ class CsnSource:
         """Every CSN candidate file with its space; raises when files directly under `path` have no space."""
         root = self.config.path
         if not root.exists():
-            raise SourceError(f"source.path {root} does not exist.", hint="Point source.path at a CSN file or folder.")
+            raise SourceError(
+                f"source.path {root} does not exist.", hint="Point source.path at a CSN file or folder."
+            )
         if root.is_file():
             found = [_File(root, self.config.space)]
         else:
             found = []
-            for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in CSN_SUFFIXES):
+            for path in sorted(
+                p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in CSN_SUFFIXES
+            ):
                 relative = path.relative_to(root)
                 if any(part.startswith(".") for part in relative.parts):
                     continue
