@@ -1,0 +1,328 @@
+"""Each conflict type × strategy, end to end: CSN files → local catalog, then a change on either side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+import pytest
+
+import metasync
+from metasync.errors import ConfigError
+from metasync.transform.conflicts import TEXT_HASH_KEY, compatible_type_change
+
+
+def element(type_: str = "cds.String", **facets: Any) -> dict[str, Any]:
+    return {"type": type_, **facets}
+
+
+def orders(**changes: Any) -> dict[str, Any]:
+    """The ORDERS table; `changes` replace or (with None) remove elements."""
+    elements = {
+        "ID": element("cds.Integer", key=True, notNull=True),
+        "AMOUNT": element("cds.Decimal", precision=15, scale=2),
+        "NOTE": element(length=100, **{"@EndUserText.label": "Note"}),
+    }
+    for name, value in changes.items():
+        if value is None:
+            elements.pop(name)
+        else:
+            elements[name] = value
+    return {"kind": "entity", "@EndUserText.label": "Orders", "elements": elements}
+
+
+def tenant(orders_def: dict[str, Any] | None = None, **more: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "ORDERS": orders_def or orders(),
+        "ITEMS": {"kind": "entity", "elements": {"ITEM": element(length=10, key=True)}},
+        "V_ORDERS": {
+            "kind": "entity",
+            "query": {"SELECT": {"from": {"ref": ["ORDERS"]}}},
+            "elements": {"ID": element("cds.Integer")},
+        },
+        **more,
+    }
+
+
+class Workspace:
+    """A CSN source folder, a local catalog and an audit folder under one temporary folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.catalog = root / "catalog"
+
+    def write(self, definitions: dict[str, Any]) -> None:
+        path = self.root / "src" / "SALES" / "model.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"definitions": definitions}), encoding="utf-8")
+
+    def config(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "source": {"kind": "csn", "path": str(self.root / "src")},
+            "target": {"kind": "local", "path": str(self.catalog)},
+            "audit": {"dir": str(self.root / "audit")},
+            **extra,
+        }
+
+    def table_file(self, table: str) -> Path:
+        return self.catalog / "sales" / "tables" / f"{table}.json"
+
+    def table(self, table: str) -> dict[str, Any]:
+        return orjson.loads(self.table_file(table).read_bytes())
+
+    def edit(self, table: str, **fields: Any) -> None:
+        data = self.table(table)
+        data.update(fields)
+        self.table_file(table).write_bytes(orjson.dumps(data))
+
+    def sync(self, **extra: Any) -> metasync.SyncResult:
+        return metasync.sync(self.config(**extra))
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path)
+
+
+def actions(result: metasync.SyncResult) -> dict[str, str]:
+    return dict(result.plan.select("name", "action").iter_rows())
+
+
+def conflict_events(result: metasync.SyncResult) -> pl.DataFrame:
+    return result.events.filter(pl.col("event") == "conflict")
+
+
+def file_state(path: Path) -> tuple[bytes, int]:
+    return path.read_bytes(), path.stat().st_mtime_ns
+
+
+# ------------------------------------------------------------------ ownership
+def put_foreign_table(ws: Workspace, table: str = "orders") -> tuple[bytes, int]:
+    path = ws.table_file(table)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"Name": "orders", "Description": "hand made", "Parameters": {"owner": "bi-team"}}')
+    return file_state(path)
+
+
+def test_ownership_manual_holds_the_asset_skips_dependents_and_leaves_the_table_byte_identical(ws):
+    ws.write(tenant())
+    before = put_foreign_table(ws)
+    result = ws.sync()
+    assert file_state(ws.table_file("orders")) == before
+    assert actions(result) == {"ORDERS": "conflict", "ITEMS": "create", "V_ORDERS": "skip"}
+    event = conflict_events(result).row(0, named=True)
+    assert event["name"] == "ORDERS" and event["severity"] == "error" and event["status"] == "held"
+    details = json.loads(event["details"])
+    assert details["conflict_type"] == "ownership" and details["strategy"] == "manual"
+    assert details["conflict"]["glue_table"] == "orders" and event["hint"]
+    assert result.exit_code == 1
+
+
+def test_ownership_target_wins_skips_only_the_asset(ws):
+    ws.write(tenant())
+    before = put_foreign_table(ws)
+    result = ws.sync(conflicts={"ownership": "target_wins"})
+    assert file_state(ws.table_file("orders")) == before
+    assert actions(result) == {"ORDERS": "skip", "ITEMS": "create", "V_ORDERS": "create"}
+    assert conflict_events(result)["status"].to_list() == ["skipped"]
+
+
+@pytest.mark.parametrize(
+    "where", [{"ownership": "source_wins"}, {"by_kind": {"table": {"ownership": "merge"}}}]
+)
+def test_ownership_cannot_be_overwritten_by_configuration(ws, where):
+    ws.write(tenant())
+    with pytest.raises(ConfigError, match="never overwrites a table it does not manage"):
+        metasync.plan(ws.config(conflicts=where))
+
+
+# ------------------------------------------------------------------ naming
+def test_naming_two_assets_one_name_source_wins_writes_both_with_the_suffix_rule(ws):
+    ws.write(tenant(Orders={"kind": "entity", "elements": {"X": element(length=5)}}))
+    result = ws.sync()
+    tables = dict(result.assets.select("name", "glue_table").iter_rows())
+    assert (
+        tables["ORDERS"] == "orders"
+        and tables["Orders"].startswith("orders_")
+        and len(tables["Orders"]) == 15
+    )
+    assert actions(result)["Orders"] == "create" and result.exit_code == 0
+    event = conflict_events(result).row(0, named=True)
+    assert (event["name"], event["severity"], event["status"]) == ("Orders", "warning", "overwritten")
+    assert json.loads(event["details"])["conflict"]["other_name"] == "ORDERS"
+
+
+def test_naming_two_assets_one_name_manual_holds_the_suffixed_one(ws):
+    ws.write(tenant(Orders={"kind": "entity", "elements": {"X": element(length=5)}}))
+    result = ws.sync(conflicts={"naming": "manual"})
+    assert actions(result)["Orders"] == "conflict" and actions(result)["ORDERS"] == "create"
+    assert not any(p.name.startswith("orders_") for p in (ws.catalog / "sales" / "tables").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("strategy", "action", "owner"),
+    [("source_wins", "update", "ITEMS"), ("manual", "conflict", "ORDERS"), ("target_wins", "skip", "ORDERS")],
+)
+def test_naming_table_managed_for_another_asset(ws, strategy, action, owner):
+    ws.write(tenant())
+    ws.sync()
+    # ORDERS now goes elsewhere and ITEMS takes its old table name.
+    rules = [
+        {"kind": "naming", "template": "orders_v2", "where": {"name_glob": "ORDERS"}},
+        {"kind": "naming", "template": "orders", "where": {"name_glob": "ITEMS"}},
+    ]
+    result = ws.sync(rules=rules, conflicts={"naming": strategy})
+    assert actions(result)["ITEMS"] == action
+    assert ws.table("orders")["Parameters"]["metasync:name"] == owner
+    assert "managed by metasync for another asset (SALES.ORDERS)" in conflict_events(result)["message"][0]
+
+
+# ------------------------------------------------------------------ schema drift
+def drifted() -> dict[str, Any]:
+    return tenant(orders(NOTE=None, AMOUNT=element("cds.Decimal", precision=10, scale=2)))
+
+
+def test_schema_drift_is_detected_with_what_changed(ws):
+    ws.write(tenant())
+    ws.sync()
+    ws.write(drifted())
+    result = ws.sync(conflicts={"schema_drift": "manual"})
+    event = conflict_events(result).row(0, named=True)
+    details = json.loads(event["details"])["conflict"]
+    assert details["removed"] == ["note"] and details["narrowed"] == [
+        "amount: decimal(15,2) -> decimal(10,2)"
+    ]
+    assert "columns removed: note" in event["message"]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "orders_action", "view_action", "columns_after"),
+    [
+        ("source_wins", "update", "unchanged", ["id", "amount"]),
+        ("merge", "update", "unchanged", ["id", "amount"]),
+        ("manual", "conflict", "skip", ["id", "amount", "note"]),
+        ("target_wins", "skip", "unchanged", ["id", "amount", "note"]),
+    ],
+)
+def test_schema_drift_strategies(ws, strategy, orders_action, view_action, columns_after):
+    ws.write(tenant())
+    ws.sync()
+    ws.edit("orders", Parameters={**ws.table("orders")["Parameters"], "owner": "bi-team"})
+    before = file_state(ws.table_file("orders"))
+    ws.write(drifted())
+    result = ws.sync(conflicts={"schema_drift": strategy})
+    assert actions(result)["ORDERS"] == orders_action and actions(result)["V_ORDERS"] == view_action
+    table = ws.table("orders")
+    assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]] == columns_after
+    if strategy in ("manual", "target_wins"):
+        assert file_state(ws.table_file("orders")) == before
+    # merge keeps the Parameters only the target has; source_wins replaces them.
+    assert ("owner" in table["Parameters"]) == (strategy != "source_wins")
+
+
+def test_strategy_by_kind_overrides_the_default(ws):
+    ws.write(tenant())
+    ws.sync()
+    ws.write(drifted())
+    result = ws.sync(
+        conflicts={"schema_drift": "source_wins", "by_kind": {"table": {"schema_drift": "manual"}}}
+    )
+    assert actions(result)["ORDERS"] == "conflict"
+
+
+def test_widening_is_not_drift(ws):
+    ws.write(tenant())
+    ws.sync()
+    ws.write(tenant(orders(AMOUNT=element("cds.Decimal", precision=20, scale=4), NOTE=element(length=200))))
+    result = ws.sync(conflicts={"schema_drift": "manual"})
+    assert actions(result)["ORDERS"] == "update" and conflict_events(result).is_empty()
+
+
+# ------------------------------------------------------------------ edited in target
+def edited_then_changed(ws: Workspace) -> tuple[bytes, int]:
+    ws.write(tenant())
+    ws.sync()
+    table = ws.table("orders")
+    columns = table["StorageDescriptor"]["Columns"]
+    columns[2]["Comment"] = "edited by a steward"
+    ws.edit(
+        "orders",
+        Description="Curated by the BI team",
+        Parameters={**table["Parameters"], "owner": "bi-team"},
+        StorageDescriptor={**table["StorageDescriptor"], "Columns": columns},
+    )
+    before = file_state(ws.table_file("orders"))
+    ws.write(tenant(orders(STATUS=element(length=2))))  # a source change: one more column
+    return before
+
+
+def test_edited_in_target_default_merge_keeps_the_edits_and_takes_the_new_column(ws):
+    edited_then_changed(ws)
+    result = ws.sync()
+    assert actions(result)["ORDERS"] == "update"
+    table = ws.table("orders")
+    assert table["Description"] == "Curated by the BI team"
+    assert [c.get("Comment") for c in table["StorageDescriptor"]["Columns"]][2] == "edited by a steward"
+    assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]] == ["id", "amount", "note", "status"]
+    assert table["Parameters"]["owner"] == "bi-team"
+    event = conflict_events(result).row(0, named=True)
+    assert json.loads(event["details"])["conflict"]["target_description"] == "Curated by the BI team"
+    # The edit stays visible: the next source change merges again instead of overwriting it.
+    ws.write(tenant(orders(STATUS=element(length=3))))
+    again = ws.sync()
+    assert ws.table("orders")["Description"] == "Curated by the BI team"
+    assert [json.loads(d)["strategy"] for d in conflict_events(again)["details"]] == ["merge"]
+
+
+def test_edited_in_target_source_wins_overwrites(ws):
+    edited_then_changed(ws)
+    ws.sync(conflicts={"edited_in_target": "source_wins"})
+    table = ws.table("orders")
+    assert table["Description"] != "Curated by the BI team" and "owner" not in table["Parameters"]
+
+
+@pytest.mark.parametrize(("strategy", "action"), [("manual", "conflict"), ("target_wins", "skip")])
+def test_edited_in_target_manual_and_target_wins_leave_the_file(ws, strategy, action):
+    before = edited_then_changed(ws)
+    result = ws.sync(conflicts={"edited_in_target": strategy})
+    assert actions(result)["ORDERS"] == action
+    assert file_state(ws.table_file("orders")) == before
+
+
+def test_text_hash_is_written_and_an_untouched_table_is_no_conflict(ws):
+    ws.write(tenant())
+    ws.sync()
+    hashes = {ws.table(t)["Parameters"][TEXT_HASH_KEY] for t in ("orders", "items", "v_orders")}
+    assert len(hashes) == 3
+    ws.write(tenant(orders(STATUS=element(length=2))))
+    result = ws.sync(conflicts={"edited_in_target": "manual"})
+    assert actions(result)["ORDERS"] == "update" and conflict_events(result).is_empty()
+
+
+# ------------------------------------------------------------------ type compatibility
+@pytest.mark.parametrize(
+    ("old", "new", "ok"),
+    [
+        ("decimal(15,2)", "decimal(20,2)", True),
+        ("decimal(15,2)", "decimal(10,2)", False),
+        ("decimal(15,4)", "decimal(15,2)", False),
+        ("int", "bigint", True),
+        ("bigint", "int", False),
+        ("int", "decimal(12,2)", True),
+        ("int", "decimal(5,0)", False),
+        ("string", "int", False),
+        ("varchar(10)", "varchar(20)", True),
+        ("varchar(20)", "varchar(10)", False),
+        ("string", "varchar(100)", False),
+        ("date", "timestamp", True),
+        ("timestamp", "date", False),
+        ("int", "string", True),
+        ("float", "double", True),
+    ],
+)
+def test_compatible_type_change(old, new, ok):
+    frame = pl.DataFrame({"old": [old], "new": [new]})
+    assert frame.select(compatible_type_change(pl.col("old"), pl.col("new"))).item() is ok
