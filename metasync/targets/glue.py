@@ -205,11 +205,10 @@ class GlueTarget:
         catalog = f", catalog {self.config.catalog_id}" if self.config.catalog_id else ""
         return f"Glue {self.region} at {self.endpoint}{catalog}"
 
-    def _catalog(self) -> dict[str, str]:
-        return {"CatalogId": self.config.catalog_id} if self.config.catalog_id else {}
-
     def _call(self, operation: str, method: str, **kwargs: Any) -> dict[str, Any]:
-        return self._caller.call(operation, method, **self._catalog(), **kwargs)
+        """One Glue call through the rate limit and retries, with `CatalogId` when one is configured."""
+        arguments: dict[str, Any] = {"CatalogId": self.config.catalog_id} if self.config.catalog_id else {}
+        return self._caller.call(operation, method, **arguments, **kwargs)
 
     def _unreachable(self, exc: Exception, doing: str) -> TargetError:
         code, message, _ = error_of(exc)
@@ -494,9 +493,7 @@ class GlueTarget:
                 return None
             if current.definition != known.definition:
                 return None
-            retry = {k: v for k, v in sent.items() if k != "CatalogId"}
-            retry["VersionId"] = current.version_id
-            return retry
+            return {**sent, "VersionId": current.version_id}
 
         try:
             self._call("UpdateTable", "update_table", on_conflict=on_conflict, **arguments)

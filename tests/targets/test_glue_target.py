@@ -231,6 +231,9 @@ def test_catalog_id_goes_into_every_call(glue_proxy: GlueProxy) -> None:
     target = GlueTarget(config(glue_proxy.url, catalog_id="123456789012"))
     target.write(request([row("SALES", "T")]))
     target.read_state(["sales"])
+    stale_update = row("SALES", "T", action="update", version_id="0", revision=1)
+    assert target.write(request([stale_update], []))["status"].to_list() == ["ok"]
+    assert target.calls.retries["UpdateTable"] == 1
     assert glue_proxy.requests
     assert all(body.get("CatalogId") == "123456789012" for _, body in glue_proxy.requests)
     assert "123456789012" in target.describe()
