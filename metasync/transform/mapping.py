@@ -291,39 +291,49 @@ def _suffix(names: pl.Series) -> pl.Series:
 def _dedupe(
     frame: pl.DataFrame, *, group: list[str], name_col: str, original: str, order: str
 ) -> pl.DataFrame:
-    """Apply steps 2 and 3 of the naming rule to `name_col` (already cleaned) within `group`."""
-    frame = frame.with_columns(pl.col(name_col).alias("_plain"))
+    """Apply steps 2 and 3 of the naming rule to `name_col` (already cleaned) within `group`.
+
+    Ranks are computed only among the rows whose name clashes, so the common case costs one hash pass.
+    """
+    clash = frame.select(pl.struct([*group, name_col]).is_duplicated()).to_series()
     too_long = frame[name_col].str.len_bytes() > MAX_NAME
-    rank = frame.select(pl.col(order).rank("ordinal").over([*group, "_plain"]))[order]
-    needs = too_long | (rank > 1)
-    if not needs.any():
-        return frame.drop("_plain")
-    suffixes = pl.Series("_suffix", [None] * frame.height, dtype=pl.Utf8)
-    idx = needs.arg_true()
-    suffixes = suffixes.scatter(idx, _suffix(frame[original].gather(idx)))
-    frame = frame.with_columns(suffixes)
-    return frame.with_columns(
-        pl.when(pl.col("_suffix").is_not_null())
-        .then(pl.col(name_col).str.slice(0, MAX_NAME - SUFFIX_LEN - 1) + pl.col("_suffix"))
-        .otherwise(pl.col(name_col))
-        .alias(name_col)
-    ).drop("_plain", "_suffix")
+    candidates = (clash | too_long).arg_true()
+    if candidates.is_empty():
+        return frame
+    sub = frame[candidates].select(list(dict.fromkeys([*group, name_col, original, order]))).with_columns(
+        _row=candidates, _rank=pl.col(order).rank("ordinal").over([*group, name_col])
+    )
+    sub = sub.filter((pl.col("_rank") > 1) | (pl.col(name_col).str.len_bytes() > MAX_NAME))
+    if sub.is_empty():
+        return frame
+    cut = sub[name_col].str.slice(0, MAX_NAME - SUFFIX_LEN - 1) + _suffix(sub[original])
+    return frame.with_columns(frame[name_col].scatter(sub["_row"], cut))
+
+
+def _safe_names(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """Step 1 of the naming rule, computed once per distinct name (names repeat across tables)."""
+    distinct = frame.select(pl.col(column).unique()).with_columns(safe_name_expr(pl.col(column)).alias("_safe"))
+    return (
+        frame.join(distinct, on=column, how="left", maintain_order="left")
+        .with_columns(pl.col("_safe").alias(column))
+        .drop("_safe")
+    )
 
 
 def resolve_names(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Make database, table and column names Glue-safe and unique (steps 1–3 of the naming rule)."""
-    assets = assets.with_columns(
-        safe_name_expr(pl.col("glue_database")).alias("glue_database"),
-        safe_name_expr(pl.col("glue_table")).alias("glue_table"),
-    )
+    assets = _safe_names(_safe_names(assets, "glue_database"), "glue_table")
     # Databases: distinct spaces that land on one database name.
     databases = assets.select("space", "glue_database").unique(maintain_order=True)
     databases = _dedupe(databases, group=[], name_col="glue_database", original="space", order="space")
     assets = assets.drop("glue_database").join(databases, on="space", how="left", maintain_order="left")
     assets = _dedupe(assets, group=["glue_database"], name_col="glue_table", original="name", order="name")
-    columns = columns.with_columns(safe_name_expr(pl.col("glue_column")).alias("glue_column"))
     columns = _dedupe(
-        columns, group=["space", "name"], name_col="glue_column", original="column", order="ordinal"
+        _safe_names(columns, "glue_column"),
+        group=["space", "name"],
+        name_col="glue_column",
+        original="column",
+        order="ordinal",
     )
     return assets, columns
 
