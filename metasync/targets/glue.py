@@ -306,19 +306,15 @@ class GlueTarget:
         tables = request.tables
         if tables.is_empty():
             return outcome_frame([])
-        tables = tables.with_columns(
-            limit_violations(tables),
-            (pl.col("space") + "." + pl.col("name")).alias("_asset_id"),
-        )
+        tables = tables.with_columns(limit_violations(tables))
         outcomes: list[dict[str, str | None]] = []
         stopped: set[str] = set()
+        tick = progress or _no_progress
         with ThreadPoolExecutor(max_workers=self.config.max_workers, thread_name_prefix="glue") as pool:
             for _, batch in tables.sort("batch", maintain_order=True).group_by("batch", maintain_order=True):
-                batch_outcomes = self._write_batch(batch, stopped, failed_databases, pool)
+                batch_outcomes = self._write_batch(batch, stopped, failed_databases, pool, tick)
                 stopped.update(f"{o['space']}.{o['name']}" for o in batch_outcomes if o["status"] != "ok")
                 outcomes.extend(batch_outcomes)
-                if progress is not None:
-                    progress(batch.height)
         return outcome_frame(outcomes)
 
     def _create_databases(self, databases: pl.DataFrame) -> dict[str, GlueCallError]:
@@ -342,8 +338,9 @@ class GlueTarget:
         stopped: set[str],
         failed_databases: dict[str, GlueCallError],
         pool: ThreadPoolExecutor,
+        tick: ProgressCallback,
     ) -> list[dict[str, str | None]]:
-        """Outcomes of one batch: rows held back first, then the rows sent to Glue."""
+        """Outcomes of one batch: rows held back first, then the rows sent to Glue; `tick` per row done."""
         has_upstreams = "upstreams" in batch.columns
         blocked = (
             pl.col("upstreams").list.eval(pl.element().is_in(list(stopped))).list.any().fill_null(False)
@@ -369,9 +366,13 @@ class GlueTarget:
             _outcome(row, "failed", "UnknownAction", f"action '{row['action']}' is not a write action")
             for row in unknown
         )
-        outcomes.extend(pool.map(self._write_table, writes))
+        tick(len(outcomes))
+        for outcome in pool.map(self._write_table, writes):
+            outcomes.append(outcome)
+            tick(1)
         for chunk in _delete_chunks(deletes):
             outcomes.extend(self._delete_chunk(chunk))
+            tick(len(chunk))
         return outcomes
 
     def _held_back(
@@ -548,6 +549,10 @@ class GlueTarget:
                     _outcome(row, "failed", code, f"BatchDeleteTable: {detail.get('ErrorMessage')}")
                 )
         return outcomes
+
+
+def _no_progress(done: int) -> None:
+    """The progress callback used when the caller gives none."""
 
 
 def _is_managed(parameters: dict[str, Any] | None) -> bool:

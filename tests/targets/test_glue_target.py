@@ -121,8 +121,10 @@ def test_partial_failure_skips_data_flow_dependents(glue_proxy: GlueProxy, moto:
         row("S", "E", batch=1, upstreams=["S.A", "OTHER.X"]),
     ]
     target = GlueTarget(config(glue_proxy.url))
-    outcomes = _outcomes_by_name(target.write(request(rows)))
+    ticks: list[int] = []
+    outcomes = _outcomes_by_name(target.write(request(rows), ticks.append))
 
+    assert sum(ticks) == len(rows)
     assert {k: v["status"] for k, v in outcomes.items()} == {
         "A": "ok",
         "B": "failed",
