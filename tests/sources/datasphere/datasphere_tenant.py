@@ -55,6 +55,7 @@ class FakeTenant:
     client_secret: str = "tOp-SeCrEt-9f3a1c77e2"
     catalog_page_size: int = 2
     catalog_as_array: bool = False  # answer the space list as one bare JSON array, as some tenants do
+    broken_paging: bool = False  # lists ignore $skip and the catalog's next link points back to its first page
     list_default_top: int = 25
     list_max_top: int = 200
     token_lifetime: int = 3600
@@ -188,7 +189,7 @@ class FakeTenant:
         objects = self.spaces[space].get(object_type, {})
         if match["name"] is None:
             top = min(int(query.get("$top", [self.list_default_top])[0]), self.list_max_top)
-            skip = int(query.get("$skip", ["0"])[0])
+            skip = 0 if self.broken_paging else int(query.get("$skip", ["0"])[0])
             names = sorted(objects)[skip: skip + top]
             return 200, [
                 {"technicalName": n, "changedOn": self.changed_on[(space, object_type, n)]} for n in names
@@ -202,7 +203,7 @@ class FakeTenant:
 
     def _catalog_page(self, query: dict[str, list[str]]) -> dict[str, Any]:
         names = sorted(s for s in self.spaces.keys() | self.forbidden if s not in self.hidden_from_catalog)
-        start = int(query.get("$skiptoken", ["0"])[0])
+        start = 0 if self.broken_paging else int(query.get("$skiptoken", ["0"])[0])
         page = names[start: start + self.catalog_page_size]
         body: dict[str, Any] = {
             "@odata.context": "$metadata#spaces",

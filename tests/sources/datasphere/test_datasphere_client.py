@@ -228,6 +228,21 @@ def test_design_time_lists_page_with_top_and_skip(tenant: FakeTenant) -> None:
     ]
 
 
+def test_broken_paging_stops_instead_of_looping(tenant: FakeTenant) -> None:
+    tenant.broken_paging = True
+    for i in range(250):
+        tenant.add_object("BIG", "localtables", f"T{i:03d}", table(f"T{i:03d}"))
+    for space in ("A", "B", "C"):
+        tenant.add_space(space)
+    with make_client(tenant) as client:
+        with pytest.raises(SourceError, match="ignores \\$skip"):
+            client.list_objects("BIG", "localtables")
+        with pytest.raises(SourceError, match="points to a page already read"):
+            client.list_spaces()
+    assert len(tenant.calls("GET", "/BIG/localtables$")) == 2
+    assert len(tenant.calls("GET", "/catalog/spaces$")) <= 3
+
+
 def test_listing_carries_change_timestamps(tenant: FakeTenant) -> None:
     tenant.add_object("SALES", "views", "V", table("V"), changed_on="2025-03-01T10:00:00Z")
     with make_client(tenant) as client:
