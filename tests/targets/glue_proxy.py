@@ -68,6 +68,10 @@ class GlueProxy:
         self.upstream = urlsplit(upstream)
         self.throttle_rate = 0.0
         self.fail_tables: dict[str, tuple[int, str]] = {}
+        # table name -> how many of its next writes answer 500 (before reaching moto)
+        self.flaky_tables: Counter[str] = Counter()
+        # table name -> how many of its next writes reach moto but lose the answer (connection dropped)
+        self.lost_answers: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
         self.throttled: Counter[str] = Counter()
         self.violations: list[str] = []
@@ -86,7 +90,11 @@ class GlueProxy:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
-                status, headers, body = proxy.handle(dict(self.headers.items()), raw)
+                answer = proxy.handle(dict(self.headers.items()), raw)
+                if answer is None:
+                    self.close_connection = True
+                    return
+                status, headers, body = answer
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
@@ -128,7 +136,8 @@ class GlueProxy:
         return max(stamps) - min(stamps) if len(stamps) > 1 else 0.0
 
     # ------------------------------------------------------------------ request handling
-    def handle(self, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    def handle(self, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], bytes] | None:
+        """The answer to one request, or None to drop the connection without one."""
         operation = headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
         body = json.loads(raw or b"{}")
         with self._lock:
@@ -146,9 +155,15 @@ class GlueProxy:
                 self.violations.extend(problems)
             return _error(400, "InvalidInputException", "; ".join(problems))
         table_name = (body.get("TableInput") or {}).get("Name")
-        if table_name in self.fail_tables and operation in ("CreateTable", "UpdateTable"):
+        is_write = operation in ("CreateTable", "UpdateTable")
+        if table_name in self.fail_tables and is_write:
             status, code = self.fail_tables[table_name]
             return _error(status, code, f"injected failure for {table_name}")
+        if is_write and self._take(self.flaky_tables, table_name):
+            return _error(500, "InternalServiceException", f"injected transient failure for {table_name}")
+        if is_write and self._take(self.lost_answers, table_name):
+            self._forward(headers, raw)
+            return None
         if operation == "UpdateTable" and "VersionId" in body:
             current = self._current_version(headers, body["DatabaseName"], table_name)
             if current is not None and current != body["VersionId"]:
@@ -156,6 +171,14 @@ class GlueProxy:
         if operation == "GetTables":
             return self._page(headers, body)
         return self._forward(headers, raw)
+
+    def _take(self, budget: Counter[str], key: str | None) -> bool:
+        """Use one unit of `budget[key]` if any is left."""
+        with self._lock:
+            if key is None or budget[key] <= 0:
+                return False
+            budget[key] -= 1
+            return True
 
     def _current_version(self, headers: dict[str, str], database: str, table: str) -> str | None:
         status, _, answer = self._forward(

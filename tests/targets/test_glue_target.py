@@ -289,3 +289,17 @@ def test_bad_location_template_is_a_config_error() -> None:
     }
     with pytest.raises(ConfigError, match="target.location_template"):
         load_config(config)
+
+
+def test_transient_5xx_and_lost_answers_are_retried_without_duplicates(
+    glue_proxy: GlueProxy, moto: str
+) -> None:
+    glue_proxy.flaky_tables.update({"a": 2})
+    glue_proxy.lost_answers.update({"b": 1})
+    target = GlueTarget(config(glue_proxy.url))
+    outcomes = _outcomes_by_name(target.write(request([row("S", "A"), row("S", "B"), row("S", "C")])))
+
+    assert {name: o["status"] for name, o in outcomes.items()} == {"A": "ok", "B": "ok", "C": "ok"}
+    assert "same content" in str(outcomes["B"]["message"])
+    assert target.calls.retries["CreateTable"] == 3
+    assert sorted(t["Name"] for t in all_tables(moto, "s")) == ["a", "b", "c"]
