@@ -9,6 +9,8 @@ from typing import Any
 import polars as pl
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from metasync.targets.base import CallCounter
 from metasync.targets.glue_calls import GlueCaller, GlueCallError, TokenBucket
@@ -30,6 +32,26 @@ def test_token_bucket_spaces_calls_at_the_rate() -> None:
     assert waits == pytest.approx([0.0, 0.0, 0.1, 0.2, 0.3])
     clock.now += 10.0
     assert [bucket.reserve() for _ in range(3)] == pytest.approx([0.0, 0.0, 0.1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rate=st.floats(0.5, 500),
+    capacity=st.floats(1, 20),
+    gaps=st.lists(st.floats(0, 0.5), min_size=1, max_size=80),
+)
+def test_token_bucket_never_exceeds_rate_plus_burst(rate: float, capacity: float, gaps: list[float]) -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(rate, capacity=capacity, clock=clock)
+    used = []
+    for gap in gaps:
+        clock.now += gap
+        used.append(clock.now + bucket.reserve())
+    used.sort()
+    for i, start in enumerate(used):
+        for j in range(i, len(used)):
+            window = used[j] - start
+            assert j - i + 1 <= capacity + rate * window + 1e-6
 
 
 def _client_error(code: str, status: int = 400) -> ClientError:
