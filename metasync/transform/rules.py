@@ -737,7 +737,7 @@ def _parameter_update(pairs: Mapping[str, pl.Expr]) -> FrameUpdate:
     slots = {f"_param_{i}": key for i, key in enumerate(pairs)}
 
     def update(frame: pl.LazyFrame, take: pl.Expr) -> pl.LazyFrame:
-        frame = frame.with_row_index("_row").with_columns(_take=take).cache()
+        frame = frame.with_row_index("_row").with_columns(_take=take)
         # Every row keeps at least one entry in `old` (an empty list explodes to one null entry, a replaced
         # key becomes null), so grouping keeps all rows in order and lines up with the frame without a join.
         old = (
@@ -1057,12 +1057,9 @@ class CompiledRules:
         if not self.steps:
             return assets, columns
         self.check_frames(assets, columns)
-        # Steps read each frame more than once (joins of assets and columns, long forms of Parameters):
-        # caching every step's result keeps the plan from computing earlier steps again.
-        frames: FramePair = (assets.cache(), columns.cache())
+        frames: FramePair = (assets, columns)
         for step in self.steps:
-            assets, columns = step.run(frames)
-            frames = (assets.cache(), columns.cache())
+            frames = step.run(frames)
         return frames
 
 
