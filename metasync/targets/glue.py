@@ -10,15 +10,17 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import boto3
+import botocore.session
 import polars as pl
 from botocore.config import Config as BotocoreConfig
+from botocore.credentials import CredentialProvider, RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError, ProfileNotFound
 
 from metasync.config import GlueTargetConfig
@@ -125,6 +127,20 @@ def table_definition(table: dict[str, Any]) -> str:
     return json.dumps(table_input, sort_keys=True, ensure_ascii=False, default=_json_default)
 
 
+class AssumedRoleProvider(CredentialProvider):  # type: ignore[misc]  # botocore ships no type hints
+    """Credentials of an assumed role, refreshed through `fetch` when they near expiry."""
+
+    METHOD = "metasync-assume-role"
+    CANONICAL_NAME = "metasync-assume-role"
+
+    def __init__(self, fetch: Callable[[], dict[str, str]]) -> None:
+        super().__init__()
+        self._fetch = fetch
+
+    def load(self) -> RefreshableCredentials:
+        return RefreshableCredentials.create_from_metadata(self._fetch(), self._fetch, self.METHOD)
+
+
 @dataclass
 class _Known:
     """What the target last read about one Glue table."""
@@ -177,11 +193,20 @@ class GlueTarget:
 
     # ------------------------------------------------------------------ session
     def _session(self) -> boto3.Session:
-        """A boto3 session for the configured profile, switched to the configured role when there is one."""
+        """A boto3 session for the configured profile; with `role_arn`, one whose credentials come from
+        STS AssumeRole and are renewed by botocore before they expire."""
         base = boto3.Session(profile_name=self.config.profile, region_name=self.config.region)
         if not self.config.role_arn:
             return base
         sts = base.client("sts", region_name=self.config.region)
+        core = botocore.session.Session()
+        core.get_component("credential_provider").insert_before(
+            "env", AssumedRoleProvider(lambda: self._assume_role(sts))
+        )
+        return boto3.Session(botocore_session=core, region_name=self.config.region)
+
+    def _assume_role(self, sts: Any) -> dict[str, str]:
+        """Fresh credentials for `role_arn`, in the shape botocore's refreshable credentials take."""
         self.calls.add("AssumeRole")
         try:
             credentials = sts.assume_role(RoleArn=self.config.role_arn, RoleSessionName="metasync")[
@@ -194,12 +219,12 @@ class GlueTarget:
                 f"{code}: {message}",
                 hint="Check that the role trusts this identity and that target.role_arn is right.",
             ) from exc
-        return boto3.Session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-            region_name=self.config.region,
-        )
+        return {
+            "access_key": credentials["AccessKeyId"],
+            "secret_key": credentials["SecretAccessKey"],
+            "token": credentials["SessionToken"],
+            "expiry_time": credentials["Expiration"].isoformat(),
+        }
 
     def describe(self) -> str:
         catalog = f", catalog {self.config.catalog_id}" if self.config.catalog_id else ""

@@ -303,3 +303,22 @@ def test_transient_5xx_and_lost_answers_are_retried_without_duplicates(
     assert "same content" in str(outcomes["B"]["message"])
     assert target.calls.retries["CreateTable"] == 3
     assert sorted(t["Name"] for t in all_tables(moto, "s")) == ["a", "b", "c"]
+
+
+def test_assumed_role_credentials_are_renewed_before_they_expire() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from metasync.targets.glue import AssumedRoleProvider
+
+    fetched: list[datetime] = []
+
+    def fetch() -> dict[str, str]:
+        fetched.append(datetime.now(UTC))
+        expiry = datetime.now(UTC) + timedelta(minutes=5 if len(fetched) == 1 else 60)
+        key = f"key-{len(fetched)}"
+        return {"access_key": key, "secret_key": "s", "token": "t", "expiry_time": expiry.isoformat()}
+
+    credentials = AssumedRoleProvider(fetch).load()
+    assert credentials.get_frozen_credentials().access_key == "key-2"
+    assert credentials.get_frozen_credentials().access_key == "key-2"
+    assert len(fetched) == 2
