@@ -13,11 +13,11 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 
 import boto3
 import botocore.session
+import orjson
 import polars as pl
 from botocore.config import Config as BotocoreConfig
 from botocore.credentials import CredentialProvider, RefreshableCredentials
@@ -115,16 +115,13 @@ def hint_for(code: str) -> str:
     return HINTS.get(code, "See the message; rerun once the cause is fixed.")
 
 
-def _json_default(value: Any) -> str:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
 def table_definition(table: dict[str, Any]) -> str:
-    """A Glue `Table` as TableInput-shaped JSON text with sorted keys (the shared `definition` column)."""
+    """A Glue `Table` as TableInput-shaped JSON text with sorted keys (the shared `definition` column).
+
+    Serialised like the local target's (compact, keys sorted at every level), so both compare alike.
+    """
     table_input = {key: table[key] for key in TABLE_INPUT_KEYS if key in table}
-    return json.dumps(table_input, sort_keys=True, ensure_ascii=False, default=_json_default)
+    return orjson.dumps(table_input, option=orjson.OPT_SORT_KEYS).decode()
 
 
 class AssumedRoleProvider(CredentialProvider):  # type: ignore[misc]  # botocore ships no type hints

@@ -7,6 +7,7 @@ import math
 import time
 
 import boto3
+import orjson
 import polars as pl
 import pytest
 from glue_proxy import GlueProxy
@@ -55,7 +56,7 @@ def test_state_definition_is_sorted_table_input_json(glue_proxy: GlueProxy) -> N
     state = target.read_state(["sales"]).tables.row(0, named=True)
 
     definition = json.loads(state["definition"])
-    assert state["definition"] == json.dumps(definition, sort_keys=True, ensure_ascii=False)
+    assert state["definition"] == orjson.dumps(definition, option=orjson.OPT_SORT_KEYS).decode()
     assert (
         "VersionId" not in definition and "CreateTime" not in definition and "DatabaseName" not in definition
     )
