@@ -245,3 +245,33 @@ def test_readme_iam_permissions_match_the_glue_calls_the_code_makes() -> None:
     assert {"GetDatabase", "GetTables", "GetTable", "CreateDatabase", "CreateTable", "UpdateTable"} <= listed
     assert "BatchDeleteTable" in listed
     assert "`sts:AssumeRole`" in _readme_glue_section()
+
+
+def _edit_description_in_glue(moto: str, table: str, text: str) -> None:
+    client = direct_client(moto)
+    current = client.get_table(DatabaseName="sales", Name=table)["Table"]
+    edited = {k: current[k] for k in ("Name", "TableType", "Parameters", "StorageDescriptor")}
+    client.update_table(DatabaseName="sales", TableInput={**edited, "Description": text})
+
+
+@pytest.mark.parametrize(
+    ("strategy", "action", "description_kept"),
+    [("merge", "update", True), ("source_wins", "update", False), ("manual", "conflict", True)],
+)
+def test_console_edit_meets_a_source_change_per_strategy(
+    glue_proxy: GlueProxy, moto: str, tmp_path: Path, strategy: str, action: str, description_kept: bool
+) -> None:
+    exports = tmp_path / "exports"
+    write_export(exports, "SALES", {"ORDERS": table(label="Orders")})
+    config = sync_config(exports, glue_proxy.url, tmp_path / "audit")
+    config["conflicts"] = {"edited_in_target": strategy}
+    metasync.sync(config)
+    _edit_description_in_glue(moto, "orders", "curated in the console")
+    write_export(exports, "SALES", {"ORDERS": table(extra_columns=1, label="Orders")})
+
+    result = metasync.sync(config)
+    assert plan_of(result)["ORDERS"]["action"] == action
+    stored = direct_client(moto).get_table(DatabaseName="sales", Name="orders")["Table"]
+    assert (stored["Description"] == "curated in the console") is description_kept
+    columns = [c["Name"] for c in stored["StorageDescriptor"]["Columns"]]
+    assert ("extra_0" in columns) is (action == "update")
