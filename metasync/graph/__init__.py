@@ -6,9 +6,9 @@ The only part of metasync that imports networkx. Typical use in a notebook::
     from metasync import graph as mg
 
     g = metasync.lineage("metasync.yaml")
-    mg.upstream(g, "SALES.SALES_MODEL")          # what feeds the model (frame with distances)
-    mg.impact(g, "SALES.ORDERS")                 # what may break if ORDERS changes
-    print(mg.to_mermaid(mg.neighbourhood(g, "SALES.SALES_MODEL", direction="upstream")))
+    mg.upstream(g, "SALES.SALES_ANALYSIS_AM")   # what feeds the model (frame with distances)
+    mg.impact(g, "SALES.SALES_ORDERS")          # what may break if SALES_ORDERS changes
+    print(mg.to_mermaid(mg.neighbourhood(g, "SALES.SALES_ANALYSIS_AM", direction="upstream")))
 """
 
 from metasync.graph.analysis import (
