@@ -12,19 +12,21 @@ if TYPE_CHECKING:
     import networkx as nx  # only metasync.graph imports networkx at run time
 
 
-def sync(config: ConfigInput, *, env: str | None = None, dry_run: bool = False) -> SyncResult:
+def sync(
+    config: ConfigInput, *, env: str | None = None, dry_run: bool = False, delete_stale: bool | None = None
+) -> SyncResult:
     """Synchronise the source into the target once (or only plan, with `dry_run`).
 
     `config` is a path to a YAML file, a dict, or a `metasync.config.Config`. Raises `MetasyncError`
     subclasses for run-level problems (bad configuration, unreadable source or target); per-asset problems
-    are rows of the result.
+    are rows of the result. `delete_stale` overrides `sync.delete_stale` of the configuration.
     """
-    return run(config, env=env, dry_run=dry_run)
+    return run(config, env=env, dry_run=dry_run, delete_stale=delete_stale)
 
 
-def plan(config: ConfigInput, *, env: str | None = None) -> SyncResult:
+def plan(config: ConfigInput, *, env: str | None = None, delete_stale: bool | None = None) -> SyncResult:
     """What `sync` would do, against the target's current state; nothing is written to the target."""
-    return run(config, env=env, dry_run=True)
+    return run(config, env=env, dry_run=True, delete_stale=delete_stale)
 
 
 def lineage(config: ConfigInput, *, env: str | None = None) -> nx.DiGraph:

@@ -135,11 +135,18 @@ def sync(
 
 
 @app.command()
-def plan(config: ConfigOption, env: EnvOption = None, debug: DebugOption = False) -> None:
+def plan(
+    config: ConfigOption,
+    env: EnvOption = None,
+    delete_stale: Annotated[
+        bool, typer.Option("--delete-stale", help="Also show the managed tables a sync would delete.")
+    ] = False,
+    debug: DebugOption = False,
+) -> None:
     """Show what a sync would do, against the target's current state."""
     from metasync.pipeline import run
 
-    result = _guard(debug, lambda: run(config, env=env, dry_run=True))
+    result = _guard(debug, lambda: run(config, env=env, dry_run=True, delete_stale=delete_stale or None))
     changes = result.plan.filter(~result.plan["action"].is_in(["unchanged"]))
     table = Table(title="plan", header_style="bold")
     for col in ("batch", "action", "asset", "glue table", "reason"):

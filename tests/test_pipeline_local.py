@@ -259,6 +259,9 @@ def test_delete_stale_removes_only_managed_tables_of_gone_assets(tmp_path: Path)
         kept.summary["counts"]["deleted"] == 0
         and (tmp_path / "catalog" / "s" / "tables" / "t9.json").exists()
     )
+    preview = metasync.plan(config(tmp_path, tmp_path / "src"), delete_stale=True)
+    assert preview.plan.filter(pl.col("action") == "delete")["name"].to_list() == ["T9"]
+    assert (tmp_path / "catalog" / "s" / "tables" / "t9.json").exists()
     result = metasync.sync(config(tmp_path, tmp_path / "src", sync={"delete_stale": True}))
     assert result.summary["counts"]["deleted"] == 1
     assert not (tmp_path / "catalog" / "s" / "tables" / "t9.json").exists()
