@@ -138,9 +138,9 @@ def table_values(asset: Asset, env: str | None) -> dict[str, Any]:
         env=env,
         hierarchies=", ".join(asset["hierarchies"]),
         hierarchy_names=", ".join(asset["hierarchies"]),
-        measures=", ".join(c["column"] for c in cols if c["semantic_role"] == "measure"),
-        dimensions=", ".join(c["column"] for c in cols if c["semantic_role"] == "dimension"),
-        keys=", ".join(c["column"] for c in cols if c["is_key"]),
+        measures=", ".join(c["column"] for c in cols if c["semantic_role"] == "measure") or None,
+        dimensions=", ".join(c["column"] for c in cols if c["semantic_role"] == "dimension") or None,
+        keys=", ".join(c["column"] for c in cols if c["is_key"]) or None,
         column_count=str(len(cols)),
     )
     return values

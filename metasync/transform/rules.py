@@ -570,6 +570,17 @@ class _Step:
     run: Callable[[FramePair], FramePair]
     asset_fields: frozenset[str] = frozenset()
     column_fields: frozenset[str] = frozenset()
+    derived: frozenset[str] = frozenset()
+
+
+def lookup(frame: pl.LazyFrame, table: pl.LazyFrame, on: list[str], fields: list[str]) -> pl.LazyFrame:
+    """`frame` with `fields` of `table` (unique on `on`) added by key, row order kept.
+
+    Joins only the key columns and adds the result beside the frame: a join that carries the frame's own
+    columns (long texts, nested Parameters) along costs many times more on millions of rows.
+    """
+    found = frame.select(on).join(table.select(*on, *fields), on=on, how="left", maintain_order="left")
+    return pl.concat([frame, found.select(fields)], how="horizontal")
 
 
 def _asset_context(assets: pl.LazyFrame, columns: pl.LazyFrame, fields: Iterable[str]) -> pl.LazyFrame:
@@ -578,7 +589,7 @@ def _asset_context(assets: pl.LazyFrame, columns: pl.LazyFrame, fields: Iterable
     if not wanted:
         return columns
     ctx = assets.select("space", "name", *[pl.col(f).alias(f"_asset_{f}") for f in wanted])
-    return columns.join(ctx, on=["space", "name"], how="left", maintain_order="left")
+    return lookup(columns, ctx, ["space", "name"], [f"_asset_{f}" for f in wanted])
 
 
 def _drop_context(columns: pl.LazyFrame, fields: Iterable[str]) -> pl.LazyFrame:
@@ -634,35 +645,35 @@ def _column_context_fields(scope: Scope, templates: Iterable[Template]) -> set[s
     return fields
 
 
-def _with_derived(assets: pl.LazyFrame, columns: pl.LazyFrame, templates: Iterable[Template]) -> pl.LazyFrame:
-    """Assets with `_derived_<name>` aggregates of their columns for the derived fields the templates use."""
-    used = sorted({f for t in templates for f in t.fields} & set(DERIVED_TABLE_FIELDS))
+def _with_derived(assets: pl.LazyFrame, columns: pl.LazyFrame, fields: Iterable[str]) -> pl.LazyFrame:
+    """Assets with `_derived_<name>` aggregates of their columns for the named derived fields."""
+    used = sorted(set(fields))
     if not used:
         return assets
 
-    def names_where(cond: pl.Expr) -> pl.Expr:
-        return pl.col("column").sort_by("ordinal").filter(cond).str.join(", ")
-
-    aggregates = {
-        "measures": names_where(pl.col("semantic_role") == "measure"),
-        "dimensions": names_where(pl.col("semantic_role") == "dimension"),
-        "keys": names_where(pl.col("is_key")),
-        "column_count": pl.len().cast(pl.Utf8),
+    keys = ["space", "name"]
+    # Filter before grouping: sorting inside every group of millions of columns costs far more.
+    conditions = {
+        "measures": pl.col("semantic_role") == "measure",
+        "dimensions": pl.col("semantic_role") == "dimension",
+        "keys": pl.col("is_key"),
     }
-    derived = [aggregates[f].alias(f"_derived_{f}") for f in used if f in aggregates]
-    if derived:
-        agg = columns.group_by("space", "name").agg(derived)
-        assets = assets.join(agg, on=["space", "name"], how="left", maintain_order="left")
+    for field in [f for f in used if f in conditions]:
+        names = (
+            columns.filter(conditions[field])
+            .sort(*keys, "ordinal")
+            .group_by(keys, maintain_order=True)
+            .agg(pl.col("column").str.join(", ").alias(f"_derived_{field}"))
+        )
+        assets = lookup(assets, names, keys, [f"_derived_{field}"])
+    if "column_count" in used:
+        counts = columns.group_by(keys).agg(_derived_column_count=pl.len().cast(pl.Utf8))
+        assets = lookup(assets, counts, keys, ["_derived_column_count"])
     if "hierarchy_names" in used:
         assets = assets.with_columns(_derived_hierarchy_names=pl.col("hierarchies").list.join(", "))
     if "column_count" in used:
         assets = assets.with_columns(pl.col("_derived_column_count").fill_null("0"))
     return assets
-
-
-def _drop_derived(assets: pl.LazyFrame, templates: Iterable[Template]) -> pl.LazyFrame:
-    used = sorted({f for t in templates for f in t.fields} & set(DERIVED_TABLE_FIELDS))
-    return assets.drop([f"_derived_{f}" for f in used])
 
 
 FrameUpdate = Callable[[pl.LazyFrame, pl.Expr], pl.LazyFrame]
@@ -716,12 +727,12 @@ def _asset_step(
 
     def run(frames: FramePair) -> FramePair:
         assets, columns = frames
-        assets = _with_derived(assets, columns, templates)
         take = where.expr() if extra is None else where.expr() & extra.fill_null(False)
-        return _drop_derived(_assign(assets, field, new, take), templates), columns
+        return _assign(assets, field, new, take), columns
 
     fields = (_field_names(templates) - set(DERIVED_TABLE_FIELDS)) | {field}
-    return _Step(at, run, asset_fields=frozenset(fields))
+    derived = {f for t in templates for f in t.fields} & set(DERIVED_TABLE_FIELDS)
+    return _Step(at, run, asset_fields=frozenset(fields), derived=frozenset(derived))
 
 
 def _field_names(templates: Iterable[Template]) -> set[str]:
@@ -782,11 +793,12 @@ def _compile_scope(rule: ScopeRule, at: _Where, env: str | None) -> _Step:
 
     def run(frames: FramePair) -> FramePair:
         assets, columns = frames
-        assets = assets.filter(keep)
-        columns = columns.join(
-            assets.select("space", "name"), on=["space", "name"], how="semi", maintain_order="left"
+        flagged = assets.with_columns(_keep=keep.fill_null(False))
+        columns = lookup(columns, flagged, ["space", "name"], ["_keep"])
+        return (
+            flagged.filter(pl.col("_keep")).drop("_keep"),
+            columns.filter(pl.col("_keep").fill_null(False)).drop("_keep"),
         )
-        return assets, columns
 
     return _Step(at, run, asset_fields=frozenset({"kind", "modeling_pattern"}))
 
@@ -1057,10 +1069,13 @@ class CompiledRules:
         if not self.steps:
             return assets, columns
         self.check_frames(assets, columns)
-        frames: FramePair = (assets, columns)
+        # Table aggregates of the columns (measures, dimensions, ...) are taken once, from the columns as they
+        # enter the rules: steps then read assets and columns without joining back and forth.
+        derived = sorted(set().union(*(step.derived for step in self.steps)))
+        frames: FramePair = (_with_derived(assets, columns, derived), columns)
         for step in self.steps:
             frames = step.run(frames)
-        return frames
+        return frames[0].drop([f"_derived_{f}" for f in derived]), frames[1]
 
 
 def compile_rules(rules: list[Rule], env: str | None = None) -> CompiledRules:

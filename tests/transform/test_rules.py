@@ -232,7 +232,7 @@ def test_business_descriptions_and_comments(sales_frames):
         ],
         sales_frames,
     )
-    assert col_of(assets, "Orders", "glue_description") == "Sales Orders (table) measures: "
+    assert col_of(assets, "Orders", "glue_description") == "Sales Orders (table) measures: none"
     assert (
         col_of(assets, "AM_Revenue", "glue_description")
         == "AM_Revenue (analytic_model) measures: Revenue, Quantity"
