@@ -751,6 +751,55 @@ def _classify_text_edges(edges: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFr
 INFERABLE_TRANSFORMS = ("direct", "renamed", "measure", "attribute")
 
 
+NUMERIC_TYPES = (
+    "cds.Decimal",
+    "cds.DecimalFloat",
+    "cds.Double",
+    "cds.Integer",
+    "cds.Integer64",
+    "cds.Int16",
+    "cds.Int32",
+    "cds.Int64",
+    "cds.UInt8",
+    "cds.hana.SMALLINT",
+    "cds.hana.TINYINT",
+    "cds.hana.REAL",
+    "cds.hana.SMALLDECIMAL",
+)
+
+
+def _calculated_measure_types(
+    missing: pl.DataFrame, calculated: pl.DataFrame, known: pl.DataFrame
+) -> pl.DataFrame:
+    """Types of typeless calculated measures whose operands are all typed and numeric: the operands' type when
+    they agree, else `cds.Double`. Calculated columns that are not measures are left alone (a CASE may give text).
+    """
+    keys = ["space", "name", "column"]
+    operands = (
+        missing.filter(pl.col("semantic_role") == "measure")
+        .select(keys)
+        .join(calculated, on=keys, how="inner")
+        .join(known, on=["upstream_space", "upstream_name", "upstream_column"], how="left")
+    )
+    agg = operands.group_by(keys).agg(
+        typed=pl.col("source_type").is_not_null().all(),
+        numeric=pl.col("source_type").is_in(NUMERIC_TYPES).all(),
+        variants=pl.struct("source_type", "precision", "scale").n_unique(),
+        source_type=pl.col("source_type").first(),
+        precision=pl.col("precision").first(),
+        scale=pl.col("scale").first(),
+    )
+    same = pl.col("variants") == 1
+    return agg.filter(pl.col("typed") & pl.col("numeric")).select(
+        *keys,
+        _source_type=pl.when(same).then(pl.col("source_type")).otherwise(pl.lit("cds.Double")),
+        _length=pl.lit(None, dtype=pl.Int64),
+        _precision=pl.when(same).then(pl.col("precision")),
+        _scale=pl.when(same).then(pl.col("scale")),
+        _glue_type_hint=pl.lit(None, dtype=pl.Utf8),
+    )
+
+
 def infer_types_along_lineage(
     columns: pl.DataFrame, lineage: pl.DataFrame
 ) -> tuple[pl.DataFrame, list[Event]]:
@@ -759,25 +808,26 @@ def infer_types_along_lineage(
     links = lineage.filter(pl.col("transform").is_in(INFERABLE_TRANSFORMS)).unique(
         ["space", "name", "column"], keep="first", maintain_order=True
     )
+    calculated = lineage.filter(pl.col("transform") == "calculated")
     for _ in range(_MAX_TYPE_DEPTH):
         missing = columns.filter(pl.col("source_type").is_null())
         if missing.is_empty():
             break
-        found = (
-            missing.select("space", "name", "column")
-            .join(links, on=["space", "name", "column"], how="inner")
-            .join(
-                columns.filter(pl.col("source_type").is_not_null()).select(
-                    pl.col("space").alias("upstream_space"),
-                    pl.col("name").alias("upstream_name"),
-                    pl.col("column").alias("upstream_column"),
-                    *facet_cols,
-                ),
-                on=["upstream_space", "upstream_name", "upstream_column"],
-                how="inner",
-            )
-            .select("space", "name", "column", *[pl.col(c).alias(f"_{c}") for c in facet_cols])
+        known = columns.filter(pl.col("source_type").is_not_null()).select(
+            pl.col("space").alias("upstream_space"),
+            pl.col("name").alias("upstream_name"),
+            pl.col("column").alias("upstream_column"),
+            *facet_cols,
         )
+        keys = ["space", "name", "column"]
+        found = (
+            missing.select(keys)
+            .join(links, on=keys, how="inner")
+            .join(known, on=["upstream_space", "upstream_name", "upstream_column"], how="inner")
+            .select(*keys, *[pl.col(c).alias(f"_{c}") for c in facet_cols])
+        )
+        if found.is_empty():
+            found = _calculated_measure_types(missing, calculated, known)
         if found.is_empty():
             break
         columns = (

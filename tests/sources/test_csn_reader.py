@@ -335,3 +335,37 @@ def test_files_that_are_not_csn_are_reported(tmp_path: Path) -> None:
 def test_missing_source_path_is_a_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="does not exist"):
         CsnSource(CsnSourceConfig(path=tmp_path / "nope", space="S")).read()
+
+
+def test_calculated_measures_are_numeric_when_their_operands_are() -> None:
+    fact = {
+        "kind": "entity",
+        "elements": {
+            "NET": {"type": "cds.Decimal", "precision": 15, "scale": 2},
+            "TAX": {"type": "cds.Decimal", "precision": 15, "scale": 2},
+            "QTY": {"type": "cds.Integer"},
+            "CODE": {"type": "cds.String", "length": 2},
+        },
+    }
+    measure = {"@AnalyticsDetails.measureType": {"#": "CALCULATION"}}
+    calc = {"xpr": [{"ref": ["NET"]}, "+", {"ref": ["TAX"]}], "as": "GROSS"}
+    mixed = {"xpr": [{"ref": ["NET"]}, "*", {"ref": ["QTY"]}], "as": "WEIGHTED"}
+    text = {
+        "xpr": ["case", "when", {"ref": ["NET"]}, ">", {"val": 0}, "then", {"ref": ["CODE"]}, "end"],
+        "as": "LABEL",
+    }
+    model = {
+        "kind": "entity",
+        "query": {"SELECT": {"from": {"ref": ["FACT"]}, "columns": [calc, mixed, {**text, "as": "FLAG"}]}},
+        "elements": {"GROSS": measure, "WEIGHTED": measure, "FLAG": measure | {"@Semantics.text": True}},
+    }
+    frames = read(("S", csn(FACT=fact, MODEL=model)))
+    cols = {r["column"]: r for r in frames.columns.filter(pl.col("name") == "MODEL").iter_rows(named=True)}
+    assert (cols["GROSS"]["source_type"], cols["GROSS"]["precision"], cols["GROSS"]["scale"]) == (
+        "cds.Decimal",
+        15,
+        2,
+    )
+    assert (cols["WEIGHTED"]["source_type"], cols["WEIGHTED"]["precision"]) == ("cds.Double", None)
+    # an operand that is text means the result is not known to be numeric: it falls back, with a warning
+    assert cols["FLAG"]["type_origin"] == "fallback"
