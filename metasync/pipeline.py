@@ -19,6 +19,7 @@ from metasync.diff import column_changes, content_hashes, diff_tables, stale_tab
 from metasync.errors import ExitCode, MetasyncError
 from metasync.graph.planning import cycle_events, plan_batches
 from metasync.models import Event, SourceFrames
+from metasync.runtime import gc_paused, gc_resumed
 from metasync.sources.base import Source
 from metasync.targets.base import ProgressCallback, Target, TargetState, WriteRequest
 from metasync.targets.payload import database_input, finalize_table_input
@@ -246,7 +247,8 @@ def run(
     )
     reached: list[Target] = []
     try:
-        return _run(cfg, audit, run_id, started, dry_run, delete_stale, progress, reached)
+        with gc_paused():  # resumed for the write stage, see `_write`
+            return _run(cfg, audit, run_id, started, dry_run, delete_stale, progress, reached)
     except MetasyncError as exc:
         audit.add(Event("run_failed", "error", exc.message, hint=exc.hint, details={"error": type(exc).__name__}))
         calls = reached[0].calls.as_dict() if reached else {}
@@ -496,7 +498,8 @@ def _write(
         )
     )
     callback = progress(tables.height) if progress is not None else None
-    outcomes = target.write(WriteRequest(databases=new_dbs, tables=tables), callback)
+    with gc_resumed():
+        outcomes = target.write(WriteRequest(databases=new_dbs, tables=tables), callback)
     outcome_cols = outcomes.select(
         "space",
         "name",

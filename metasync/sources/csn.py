@@ -7,12 +7,10 @@ frames.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from itertools import repeat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ from metasync.models import (
     Event,
     SourceFrames,
 )
+from metasync.runtime import gc_paused
 from metasync.sources.csn_lineage import column_lineage_rows
 from metasync.sources.datasphere.flows import flow_edges, is_flow_document
 
@@ -284,25 +283,13 @@ def _asset_kind(definition: dict[str, Any], pattern: str | None, in_business_lay
     return "table"
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The walk allocates millions of small objects that all stay alive; collecting during it only costs time."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def read_documents(docs: Iterable[CsnDocument], *, language: str = "en") -> SourceFrames:
     """Read CSN documents into validated frames; identical duplicates collapse, differing ones are flagged.
 
     Documents holding Datasphere flows contribute only their `flow` edges (flows are not entities).
     """
     docs = list(docs)
-    with _gc_paused():
+    with gc_paused():
         prepared = [_prepare(doc, language) for doc in docs if not is_flow_document(doc.payload)]
         frames = _walk(prepared)
     flows = flow_edges((doc.space or "", doc.payload) for doc in docs if is_flow_document(doc.payload))
@@ -956,7 +943,7 @@ class CsnSource:
         incomplete = False
         documents: list[CsnDocument] = []
         bundles: dict[Path, dict[str, Any]] = {}
-        with _gc_paused():
+        with gc_paused():
             for file in self.files():
                 try:
                     payload = self._load(file)
