@@ -20,6 +20,7 @@ asset as a conflict; its data-flow dependents are skipped). An unmanaged table i
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 import orjson
@@ -28,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from metasync.targets.base import TargetState
 from metasync.transform.mapping import _suffix as collision_suffixes
-from metasync.transform.rules import stable_hash
+from metasync.transform.rules import lookup
 
 Strategy = Literal["source_wins", "target_wins", "merge", "manual"]
 CONFLICT_TYPES = ("naming", "ownership", "schema_drift", "edited_in_target")
@@ -130,23 +131,60 @@ def _text_of(table_json: pl.Expr) -> pl.Expr:
     return pl.concat_str([description, comments], separator="\x1f")
 
 
-def text_hash(table_json: pl.Expr) -> pl.Expr:
-    """The fingerprint of a TableInput's description and column comments."""
-    return stable_hash(_text_of(table_json), width=12)
+def text_digests(texts: pl.Series) -> pl.Series:
+    """A stable digest of each text (BLAKE2b, 16 hex digits); Polars' own hash may change between versions."""
+    digests = [
+        hashlib.blake2b(t.encode(), digest_size=8).hexdigest() for t in texts.fill_null("").to_list()
+    ]  # row-python-ok: one C digest call per table, no Polars expression is version-stable
+    return pl.Series(digests, dtype=pl.Utf8)
 
 
-def with_text_hash(desired: pl.DataFrame) -> pl.DataFrame:
-    """Desired rows whose `table_input` carries `metasync:text_hash` among its table Parameters."""
+def _desired_texts(desired: pl.DataFrame, columns: pl.DataFrame) -> pl.Series:
+    """For each desired row, the same text `_text_of` reads back from the table written for it."""
+    keys = ["space", "name"]
+    comments = (
+        columns.lazy()
+        .sort(*keys, "ordinal")
+        .group_by(keys, maintain_order=True)
+        .agg(
+            _comments=pl.concat_str(
+                [pl.col("glue_column"), pl.col("comment").fill_null("")], separator="="
+            ).str.join("\x1e")
+        )
+    )
+    return (
+        lookup(desired.lazy().select(*keys, "glue_description"), comments, keys, ["_comments"])
+        .select(
+            pl.concat_str(
+                [pl.col("glue_description").fill_null(""), pl.col("_comments").fill_null("")],
+                separator="\x1f",
+            )
+        )
+        .collect()
+        .to_series()
+    )
+
+
+def with_text_hash(desired: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame:
+    """Desired rows whose `table_input` carries `metasync:text_hash` among its table Parameters.
+
+    `columns` are the mapped columns of the desired tables (`glue_column`, `comment`, `ordinal`).
+    """
     if desired.is_empty():
         return desired
     text = pl.col("table_input")
+    digests = text_digests(_desired_texts(desired, columns))
     pair = pl.concat_str(
-        [pl.lit(f'"Parameters":[{{"key":"{TEXT_HASH_KEY}","value":"'), text_hash(text), pl.lit('"}')]
+        [pl.lit(f'"Parameters":[{{"key":"{TEXT_HASH_KEY}","value":"'), pl.col("_digest"), pl.lit('"}')]
     )
-    return desired.with_columns(
-        table_input=pl.when(text.str.contains('"Parameters":[]', literal=True))
-        .then(text.str.replace('"Parameters":[]', pair + pl.lit("]"), literal=True))
-        .otherwise(text.str.replace('"Parameters":[', pair + pl.lit(","), literal=True))
+    return (
+        desired.with_columns(_digest=digests)
+        .with_columns(
+            table_input=pl.when(text.str.contains('"Parameters":[]', literal=True))
+            .then(text.str.replace('"Parameters":[]', pair + pl.lit("]"), literal=True))
+            .otherwise(text.str.replace('"Parameters":[', pair + pl.lit(","), literal=True))
+        )
+        .drop("_digest")
     )
 
 
@@ -377,7 +415,10 @@ def _drift_conflicts(changed: pl.DataFrame) -> pl.DataFrame:
 def _edited_conflicts(changed: pl.DataFrame) -> pl.DataFrame:
     keys = ["glue_database", "glue_table"]
     stored = pl.col("current_definition").str.json_path_match(f"$.Parameters['{TEXT_HASH_KEY}']")
-    edited = changed.filter(stored.is_not_null() & (stored != text_hash(pl.col("current_definition"))))
+    changed = changed.with_columns(
+        _target_text=text_digests(changed.select(_text_of(pl.col("current_definition"))).to_series())
+    )
+    edited = changed.filter(stored.is_not_null() & (stored != pl.col("_target_text")))
     if edited.is_empty():
         return pl.DataFrame()
     target_description = pl.col("current_definition").str.json_path_match("$.Description")

@@ -326,3 +326,27 @@ def test_text_hash_is_written_and_an_untouched_table_is_no_conflict(ws):
 def test_compatible_type_change(old, new, ok):
     frame = pl.DataFrame({"old": [old], "new": [new]})
     assert frame.select(compatible_type_change(pl.col("old"), pl.col("new"))).item() is ok
+
+
+# ------------------------------------------------------------------ the text fingerprint
+def test_the_written_text_reads_back_identically(make_frames):
+    from metasync.targets.payload import finalize_table_input
+    from metasync.transform.conflicts import _desired_texts, _text_of
+    from metasync.transform.mapping import table_inputs
+
+    assets, columns = make_frames(
+        [
+            {"space": "S", "name": "A", "glue_description": 'Line "one"\nzwei – ü € \\ end'},
+            {"space": "S", "name": "B"},
+        ],
+        [
+            {"space": "S", "name": "A", "column": "X", "comment": 'say "hi"'},
+            {"space": "S", "name": "A", "column": "Y"},
+            {"space": "S", "name": "A", "column": "Z", "comment": "ä=b\\x1e"},
+        ],
+    )
+    desired = table_inputs(assets, columns)
+    written = [finalize_table_input(t, "h") for t in desired["table_input"].to_list()]
+    read_back = pl.DataFrame({"j": written}).select(_text_of(pl.col("j"))).to_series().to_list()
+    assert _desired_texts(desired, columns).to_list() == read_back
+    assert read_back[1] == "\x1f"
