@@ -281,7 +281,7 @@ def _run(
     GLUE_TABLE_SCHEMA.validate(ok_assets)
     GLUE_COLUMN_SCHEMA.validate(ok_columns)
 
-    desired = with_text_hash(table_inputs(ok_assets, ok_columns), ok_columns)
+    desired = table_inputs(with_text_hash(ok_assets, ok_columns), ok_columns)
     desired = desired.with_columns(content_hashes(desired["table_input"]))
 
     target = make_target(cfg)

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from metasync.targets.base import TargetState
 from metasync.transform.mapping import _suffix as collision_suffixes
-from metasync.transform.rules import lookup
+from metasync.transform.rules import lookup, parameter_update
 
 Strategy = Literal["source_wins", "target_wins", "merge", "manual"]
 CONFLICT_TYPES = ("naming", "ownership", "schema_drift", "edited_in_target")
@@ -139,8 +139,8 @@ def text_digests(texts: pl.Series) -> pl.Series:
     return pl.Series(digests, dtype=pl.Utf8)
 
 
-def _desired_texts(desired: pl.DataFrame, columns: pl.DataFrame) -> pl.Series:
-    """For each desired row, the same text `_text_of` reads back from the table written for it."""
+def _texts(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.Series:
+    """For each asset, the same text `_text_of` reads back from the table written for it."""
     keys = ["space", "name"]
     comments = (
         columns.lazy()
@@ -153,7 +153,7 @@ def _desired_texts(desired: pl.DataFrame, columns: pl.DataFrame) -> pl.Series:
         )
     )
     return (
-        lookup(desired.lazy().select(*keys, "glue_description"), comments, keys, ["_comments"])
+        lookup(assets.lazy().select(*keys, "glue_description"), comments, keys, ["_comments"])
         .select(
             pl.concat_str(
                 [pl.col("glue_description").fill_null(""), pl.col("_comments").fill_null("")],
@@ -165,27 +165,14 @@ def _desired_texts(desired: pl.DataFrame, columns: pl.DataFrame) -> pl.Series:
     )
 
 
-def with_text_hash(desired: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame:
-    """Desired rows whose `table_input` carries `metasync:text_hash` among its table Parameters.
-
-    `columns` are the mapped columns of the desired tables (`glue_column`, `comment`, `ordinal`).
-    """
-    if desired.is_empty():
-        return desired
-    text = pl.col("table_input")
-    digests = text_digests(_desired_texts(desired, columns))
-    pair = pl.concat_str(
-        [pl.lit(f'"Parameters":[{{"key":"{TEXT_HASH_KEY}","value":"'), pl.col("_digest"), pl.lit('"}')]
-    )
-    return (
-        desired.with_columns(_digest=digests)
-        .with_columns(
-            table_input=pl.when(text.str.contains('"Parameters":[]', literal=True))
-            .then(text.str.replace('"Parameters":[]', pair + pl.lit("]"), literal=True))
-            .otherwise(text.str.replace('"Parameters":[', pair + pl.lit(","), literal=True))
-        )
-        .drop("_digest")
-    )
+def with_text_hash(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame:
+    """Mapped assets with `metasync:text_hash` (the fingerprint of their description and column comments) in
+    their table Parameters; `columns` are their mapped columns (`glue_column`, `comment`, `ordinal`)."""
+    if assets.is_empty():
+        return assets
+    update = parameter_update({TEXT_HASH_KEY: pl.col("_text_hash")})
+    with_digest = assets.with_columns(_text_hash=text_digests(_texts(assets, columns)))
+    return update(with_digest.lazy(), pl.lit(True)).drop("_text_hash").collect()
 
 
 # ------------------------------------------------------------------ type compatibility

@@ -739,7 +739,7 @@ def _field_names(templates: Iterable[Template]) -> set[str]:
     return {f for t in templates for f in t.fields if f != "env" and not f.startswith("asset_")}
 
 
-def _parameter_update(pairs: Mapping[str, pl.Expr]) -> FrameUpdate:
+def parameter_update(pairs: Mapping[str, pl.Expr]) -> FrameUpdate:
     """Set the `pairs` in `parameters` of the rows taken; a pair whose value is null or empty is left out.
 
     Works on a long (row, key, value) form of the rows taken and groups it back: building lists row by row
@@ -940,11 +940,11 @@ def _compile_parameters(rule: ParametersRule, at: _Where, env: str | None) -> li
     steps = []
     if rule.table:
         tmpls = _parameter_templates(rule.table, TABLE_TEMPLATE_FIELDS, at, "table")
-        new = _parameter_update({k: t.expr(_asset_resolver(env)) for k, t in tmpls.items()})
+        new = parameter_update({k: t.expr(_asset_resolver(env)) for k, t in tmpls.items()})
         steps.append(_asset_step(at, rule.where, "parameters", new, list(tmpls.values())))
     if rule.column:
         ctmpls = _parameter_templates(rule.column, COLUMN_TEMPLATE_FIELDS, at, "column")
-        cnew = _parameter_update({k: t.expr(_column_resolver(env)) for k, t in ctmpls.items()})
+        cnew = parameter_update({k: t.expr(_column_resolver(env)) for k, t in ctmpls.items()})
         steps.append(_column_step(at, rule.where, rule.columns, "parameters", cnew, list(ctmpls.values())))
     return steps
 
@@ -967,7 +967,7 @@ def _compile_tags(rule: TagsRule, at: _Where, env: str | None) -> _Step:
         .list.eval(tag.filter(tag != "").unique().sort())
         .list.join(",")
     )
-    new = _parameter_update({key: merged})
+    new = parameter_update({key: merged})
     return _asset_step(at, rule.where, "parameters", new, tmpls)
 
 

@@ -331,7 +331,7 @@ def test_compatible_type_change(old, new, ok):
 # ------------------------------------------------------------------ the text fingerprint
 def test_the_written_text_reads_back_identically(make_frames):
     from metasync.targets.payload import finalize_table_input
-    from metasync.transform.conflicts import _desired_texts, _text_of
+    from metasync.transform.conflicts import _text_of, _texts
     from metasync.transform.mapping import table_inputs
 
     assets, columns = make_frames(
@@ -348,5 +348,5 @@ def test_the_written_text_reads_back_identically(make_frames):
     desired = table_inputs(assets, columns)
     written = [finalize_table_input(t, "h") for t in desired["table_input"].to_list()]
     read_back = pl.DataFrame({"j": written}).select(_text_of(pl.col("j"))).to_series().to_list()
-    assert _desired_texts(desired, columns).to_list() == read_back
+    assert _texts(assets, columns).to_list() == read_back
     assert read_back[1] == "\x1f"
