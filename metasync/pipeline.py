@@ -100,9 +100,15 @@ def read_source(config: Config) -> SourceFrames:
 def map_frames(config: Config, frames: SourceFrames) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Source frames → Glue-mapped assets and columns (rules applied, names resolved, text within limits)."""
     apply_rules = compile_rules(config.rules, env=config.env)
-    assets = map_assets(frames.assets.lazy(), frames.columns.lazy(), frames.edges.lazy())
-    columns = map_columns(frames.columns.lazy())
-    assets, columns = apply_rules(assets, columns)
+    mapped = pl.collect_all(
+        [
+            map_assets(frames.assets.lazy(), frames.columns.lazy(), frames.edges.lazy()),
+            map_columns(frames.columns.lazy()),
+        ]
+    )
+    # Rules read assets and columns from each other; on mapped frames already computed, Polars does not redo
+    # the mapping for every such read (about half the stage's time at 2 million columns).
+    assets, columns = apply_rules(mapped[0].lazy(), mapped[1].lazy())
     assets, columns = finish_text(assets, columns)
     assets_df, columns_df = pl.collect_all([assets, columns])
     return resolve_names(assets_df, columns_df)
