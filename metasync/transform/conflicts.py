@@ -271,8 +271,10 @@ def _suffixed_collisions(desired: pl.DataFrame) -> pl.DataFrame:
     candidates = plain.join(holders, on=["glue_database", "_plain"], how="inner")
     # A name may end in `_` and eight hex digits by itself: only the suffix of its own digest counts.
     own_suffix = collision_suffixes(candidates["name"]) if candidates.height else pl.Series([], dtype=pl.Utf8)
-    return candidates.filter(pl.col("glue_table").str.ends_with(own_suffix)).select(
-        "space", "name", "_plain", "_o_space", "_o_name"
+    return (
+        candidates.with_columns(_suffix=own_suffix)
+        .filter(pl.col("glue_table").str.ends_with(pl.col("_suffix")))
+        .select("space", "name", "_plain", "_o_space", "_o_name")
     )
 
 

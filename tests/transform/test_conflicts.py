@@ -139,6 +139,12 @@ def test_ownership_cannot_be_overwritten_by_configuration(ws, where):
         metasync.plan(ws.config(conflicts=where))
 
 
+def test_merge_is_not_a_naming_strategy(ws):
+    ws.write(tenant())
+    with pytest.raises(ConfigError, match=r"conflicts.naming: 'merge' is not allowed for naming conflicts"):
+        metasync.plan(ws.config(conflicts={"naming": "merge"}))
+
+
 # ------------------------------------------------------------------ naming
 def test_naming_two_assets_one_name_source_wins_writes_both_with_the_suffix_rule(ws):
     ws.write(tenant(Orders={"kind": "entity", "elements": {"X": element(length=5)}}))
