@@ -383,7 +383,10 @@ def _walk(docs: list[_Doc]) -> SourceFrames:
     edges: dict[str, list[Any]] = {
         k: [] for k in ("source_space", "source_name", "target_space", "target_name", "kind", "via")
     }
-    lineage: dict[str, list[Any]] = {k: [] for k in COLUMN_LINEAGE_SCHEMA.columns}
+    lineage_rows: list[
+        tuple[str, str, str, str, str]
+    ] = []  # (column, upstream space, name, column, transform)
+    lineage_owner: list[int] = []
 
     def add_edge(src: tuple[str, str], dst: tuple[str, str], kind: str, via: str | None) -> None:
         edges["source_space"].append(src[0])
@@ -464,16 +467,9 @@ def _walk(docs: list[_Doc]) -> SourceFrames:
 
             if "query" in definition or "projection" in definition or business is not None:
                 with_layer = definition if business is None else {**definition, "$businessLayer": business}
-                for column, up_space, up_name, up_column, transform in column_lineage_rows(
-                    with_layer, doc.resolve
-                ):
-                    lineage["space"].append(space)
-                    lineage["name"].append(name)
-                    lineage["column"].append(column)
-                    lineage["upstream_space"].append(up_space)
-                    lineage["upstream_name"].append(up_name)
-                    lineage["upstream_column"].append(up_column)
-                    lineage["transform"].append(transform)
+                rows = column_lineage_rows(with_layer, doc.resolve)
+                lineage_rows.extend(rows)
+                lineage_owner.extend(repeat(asset_row, len(rows)))
         if doc.texts and len(elements.values) > first_element:
             elements.i18n_ranges.append((first_element, len(elements.values), doc))
 
@@ -488,7 +484,7 @@ def _walk(docs: list[_Doc]) -> SourceFrames:
     for row in relationship_rows:
         add_edge(*row)
     edge_frame = pl.DataFrame(edges, schema={k: pl.Utf8 for k in edges})
-    lineage_frame = pl.DataFrame(lineage, schema={k: pl.Utf8 for k in lineage})
+    lineage_frame = _lineage_frame(lineage_rows, lineage_owner, asset_frame)
     asset_frame, column_frame, dup_events = _collapse_duplicates(asset_frame, column_frame)
     events.extend(dup_events)
     edge_frame = _classify_text_edges(edge_frame.unique(maintain_order=True), asset_frame)
@@ -503,6 +499,22 @@ def _walk(docs: list[_Doc]) -> SourceFrames:
         events=events,
     )
     return frames.validate()
+
+
+def _lineage_frame(
+    rows: list[tuple[str, str, str, str, str]], owner: list[int], assets: pl.DataFrame
+) -> pl.DataFrame:
+    """The column-lineage frame from the reader's row tuples and the asset row each belongs to."""
+    names = ("column", "upstream_space", "upstream_name", "upstream_column", "transform")
+    columns = zip(*rows, strict=True) if rows else [()] * len(names)
+    frame = pl.DataFrame(
+        {"_asset_row": pl.Series(owner, dtype=pl.UInt32)}
+        | {name: pl.Series(values, dtype=pl.Utf8) for name, values in zip(names, columns, strict=True)}
+    )
+    ids = assets.select("space", "name").with_row_index("_asset_row")
+    return frame.join(ids, on="_asset_row", how="left", maintain_order="left").select(
+        list(COLUMN_LINEAGE_SCHEMA.columns)
+    )
 
 
 def _element_frame(

@@ -20,7 +20,7 @@ Resolve = Callable[[str], tuple[str, str]]
 Row = tuple[str, str, str, str, str]
 
 TRANSFORM_RANK = {"direct": 0, "renamed": 1, "measure": 2, "calculated": 3}
-_EXPRESSION_KEYS = ("xpr", "func", "case", "val", "list", "cast", "SELECT", "param")
+_EXPRESSION_KEYS = frozenset({"xpr", "func", "case", "val", "list", "cast", "SELECT", "param"})
 _ASSOCIATION_TYPES = ("cds.Association", "cds.Composition")
 _SELF = ("$projection", "$self")
 
@@ -39,7 +39,13 @@ def _stronger(first: str, second: str) -> str:
 
 
 def _with_transform(upstreams: list[Upstream], transform: str) -> list[Upstream]:
-    return [up._replace(transform=_stronger(up.transform, transform)) for up in upstreams]
+    rank = TRANSFORM_RANK[transform]
+    if all(TRANSFORM_RANK[up.transform] >= rank for up in upstreams):
+        return upstreams  # nothing gets stronger: keep the (immutable) tuples as they are
+    return [
+        up if TRANSFORM_RANK[up.transform] >= rank else Upstream(up.space, up.name, up.column, transform)
+        for up in upstreams
+    ]
 
 
 def _ref_name(segment: Any) -> str:
@@ -74,6 +80,13 @@ class _Scope:
     resolve: Resolve
     sources: dict[str, _Source] = field(default_factory=dict)
     associations: dict[str, str] = field(default_factory=dict)  # association/mixin name -> target ref
+    _distinct: list[_Source] | None = None
+
+    def distinct_sources(self) -> list[_Source]:
+        """The sources under all their aliases, once each (computed once all aliases are registered)."""
+        if self._distinct is None:
+            self._distinct = list({id(source): source for source in self.sources.values()}.values())
+        return self._distinct
 
 
 def _lookup(source: _Source, column: str) -> list[Upstream]:
@@ -121,7 +134,9 @@ def _walk_refs(node: Any) -> Iterator[dict[str, Any]]:
 
 def _resolve_ref(ref: list[Any], scope: _Scope) -> list[Upstream] | None:
     """Upstreams of a column reference; None when it denotes an association (not a column)."""
-    path = [_ref_name(segment) for segment in ref]
+    path = (
+        ref if all(segment.__class__ is str for segment in ref) else [_ref_name(segment) for segment in ref]
+    )
     head = path[0]
     if head in _SELF:
         return [Upstream(None, "", path[1], "direct")] if len(path) == 2 else []
@@ -130,10 +145,10 @@ def _resolve_ref(ref: list[Any], scope: _Scope) -> list[Upstream] | None:
             return None
         if head.startswith((":", "$")):
             return []
-        distinct = {id(source): source for source in scope.sources.values()}
+        distinct = scope.distinct_sources()
         if len(distinct) == 1:
-            return _lookup(next(iter(distinct.values())), head)
-        holders = [s for s in distinct.values() if isinstance(s, _SubQuery) and head in s.columns]
+            return _lookup(distinct[0], head)
+        holders = [s for s in distinct if isinstance(s, _SubQuery) and head in s.columns]
         return _lookup(holders[0], head) if len(holders) == 1 else []
     if len(path) == 2 and head in scope.sources:
         return _lookup(scope.sources[head], path[1])
@@ -153,7 +168,7 @@ def _column_name(column: dict[str, Any]) -> str | None:
 
 def _column_upstreams(column: dict[str, Any], name: str, scope: _Scope) -> list[Upstream] | None:
     """Upstreams of one `columns[]` entry, or None when the entry is an association."""
-    is_plain_ref = "ref" in column and not any(key in column for key in _EXPRESSION_KEYS)
+    is_plain_ref = "ref" in column and _EXPRESSION_KEYS.isdisjoint(column)
     if is_plain_ref:
         upstreams = _resolve_ref(column["ref"], scope)
         if upstreams is None:
