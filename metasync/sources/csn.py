@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import repeat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -255,13 +255,15 @@ def _mixins(definition: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _content_hash(definition: dict[str, Any], business_layer: Any) -> str:
-    """Identity of a definition's content; `_meta` (designer bookkeeping such as folders) does not count."""
+def _content_hash(definition: dict[str, Any], business_layer: Any, *, canonical: bool = False) -> str:
+    """SHA-256 of a definition's content as exported; `_meta` (designer bookkeeping such as folders) does not
+    count. With `canonical`, keys are sorted first, so copies that differ only in key order hash alike (used
+    to re-check duplicates, since sorting every definition costs twice as much)."""
     if "_meta" in definition:
         definition = {k: v for k, v in definition.items() if k != "_meta"}
     if isinstance(business_layer, dict) and "_meta" in business_layer:
         business_layer = {k: v for k, v in business_layer.items() if k != "_meta"}
-    payload = orjson.dumps([definition, business_layer], option=orjson.OPT_SORT_KEYS)
+    payload = orjson.dumps([definition, business_layer], option=orjson.OPT_SORT_KEYS if canonical else 0)
     return hashlib.sha256(payload).hexdigest()
 
 
@@ -379,6 +381,7 @@ def _walk(docs: list[_Doc]) -> SourceFrames:
         )
     }
     elements = _Elements()
+    hashed: list[tuple[dict[str, Any], Any]] = []  # per asset row, to re-hash differing duplicates
     mixins: list[tuple[int, str, str]] = []  # (asset row, mixin name, target ref)
     edges: dict[str, list[Any]] = {
         k: [] for k in ("source_space", "source_name", "target_space", "target_name", "kind", "via")
@@ -434,6 +437,7 @@ def _walk(docs: list[_Doc]) -> SourceFrames:
             assets["remote_source"].append(remote)
             assets["source_file"].append(origin)
             assets["content_hash"].append(_content_hash(definition, business))
+            hashed.append((definition, business))
             elements.owner_doc.append(doc)
 
             # Data-flow edges: analytic-model sources come from the business layer only.
@@ -485,7 +489,9 @@ def _walk(docs: list[_Doc]) -> SourceFrames:
         add_edge(*row)
     edge_frame = pl.DataFrame(edges, schema={k: pl.Utf8 for k in edges})
     lineage_frame = _lineage_frame(lineage_rows, lineage_owner, asset_frame)
-    asset_frame, column_frame, dup_events = _collapse_duplicates(asset_frame, column_frame)
+    asset_frame, column_frame, dup_events = _collapse_duplicates(
+        asset_frame, column_frame, lambda row: _content_hash(*hashed[row], canonical=True)
+    )
     events.extend(dup_events)
     edge_frame = _classify_text_edges(edge_frame.unique(maintain_order=True), asset_frame)
     lineage_frame = lineage_frame.unique(maintain_order=True)
@@ -686,13 +692,21 @@ def _element_frame(
 
 
 def _collapse_duplicates(
-    assets: pl.DataFrame, columns: pl.DataFrame
+    assets: pl.DataFrame,
+    columns: pl.DataFrame,
+    canonical_hash: Callable[[int], str],
 ) -> tuple[pl.DataFrame, pl.DataFrame, list[Event]]:
     """Identical definitions from several files count once; differing ones keep one row and are flagged.
 
     `columns` carries `_asset_row`, the row of `assets` each column belongs to; only the first copy's columns stay.
+    Copies whose hashes differ are hashed again with sorted keys (`canonical_hash(row)`), so key order alone is
+    no conflict.
     """
     assets = assets.with_row_index("_asset_row")
+    differing = assets.filter(pl.col("content_hash").n_unique().over("space", "name") > 1)["_asset_row"]
+    if not differing.is_empty():
+        rehashed = pl.Series([canonical_hash(row) for row in differing.to_list()], dtype=pl.Utf8)
+        assets = assets.with_columns(assets["content_hash"].scatter(differing, rehashed))
     grouped = assets.group_by("space", "name", maintain_order=True).agg(
         pl.col("_asset_row").first(),
         pl.col("content_hash").n_unique().alias("_variants"),

@@ -295,12 +295,17 @@ def test_duplicates_identical_count_once_different_are_flagged(tmp_path: Path) -
     assert frames.assets.height == 1 and frames.assets["conflict_files"].list.len().item() == 0
     assert frames.columns.height == 3
 
+    reordered = dict(reversed(list(TABLE.items())))  # the same content with keys in another order
+    write(tmp_path / "S" / "d.json", csn(T=reordered))
+    frames = CsnSource(CsnSourceConfig(path=tmp_path)).read()
+    assert frames.assets.height == 1 and frames.assets["conflict_files"].list.len().item() == 0
+
     changed = json.loads(json.dumps(TABLE))
     changed["elements"]["EXTRA"] = {"type": "cds.Integer"}
     write(tmp_path / "S" / "c.json", csn(T=changed))
     frames = CsnSource(CsnSourceConfig(path=tmp_path)).read()
     assert frames.assets.height == 1
-    assert len(frames.assets["conflict_files"].item()) == 3
+    assert len(frames.assets["conflict_files"].item()) == 4
     assert frames.columns.height == 3  # the first file's columns, not a mix
     assert [e.event for e in frames.events] == ["duplicate_conflict"]
 
