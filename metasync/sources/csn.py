@@ -628,16 +628,24 @@ def _element_frame(
         patch["type_origin"][i] = "declared" if origin_kind in ("declared", "unresolved") else origin_kind
         if base in ("cds.Array", "cds.Struct"):
             patch["glue_type_hint"][i] = _glue_hint(base, facets, resolver, doc)
+    roles, aggregations, descriptions = patch["semantic_role"], patch["aggregation"], patch["description"]
+    labels = patch["business_name"]
     for i in rare.to_list():
         element = values[i]
-        doc = owner_doc[owners[i]]
         role, aggregation = _semantic_role(element)
-        patch["semantic_role"][i] = role
-        patch["aggregation"][i] = aggregation
-        patch["description"][i] = next(
-            (doc.label(element[k]) for k in DESCRIPTION_KEYS if k in element), None
-        )
-        patch["business_name"][i] = next((doc.label(element[k]) for k in LABEL_KEYS if k in element), None)
+        if role != "attribute":
+            roles[i] = role
+        if aggregation is not None:
+            aggregations[i] = aggregation
+        description = element.get("@EndUserText.quickInfo")
+        if description is None:
+            description = next((element[k] for k in DESCRIPTION_KEYS if k in element), None)
+        if description is not None:
+            descriptions[i] = owner_doc[owners[i]].label(description)
+        if "@EndUserText.label" not in element:  # else the bulk read (and the odd-label pass) has it
+            label = next((element[k] for k in LABEL_KEYS if k in element), None)
+            if label is not None:
+                labels[i] = owner_doc[owners[i]].label(label)
         if "@ObjectModel.text.association" in element:
             text_refs.add((owners[i], _text(element["@ObjectModel.text.association"])))
         if "@ObjectModel.foreignKey.association" in element:
