@@ -748,11 +748,13 @@ def parameter_update(pairs: Mapping[str, pl.Expr]) -> FrameUpdate:
     slots = {f"_param_{i}": key for i, key in enumerate(pairs)}
 
     def update(frame: pl.LazyFrame, take: pl.Expr) -> pl.LazyFrame:
+        values = [v.cast(pl.Utf8).alias(slot) for slot, v in zip(slots, pairs.values(), strict=True)]
         frame = frame.with_row_index("_row").with_columns(_take=take)
+        parts = frame.select("_row", "_take", "parameters", *values)
         # Every row keeps at least one entry in `old` (an empty list explodes to one null entry, a replaced
         # key becomes null), so grouping keeps all rows in order and lines up with the frame without a join.
         old = (
-            frame.select("_row", "_take", "parameters")
+            parts.select("_row", "_take", "parameters")
             .explode("parameters", empty_as_null=True, keep_nulls=True)
             .unnest("parameters")
             .with_columns(
@@ -761,10 +763,8 @@ def parameter_update(pairs: Mapping[str, pl.Expr]) -> FrameUpdate:
             .drop("_take")
         )
         new = (
-            frame.filter(pl.col("_take"))
-            .select(
-                "_row", *[v.cast(pl.Utf8).alias(slot) for slot, v in zip(slots, pairs.values(), strict=True)]
-            )
+            parts.filter(pl.col("_take"))
+            .select("_row", *slots)
             .unpivot(index="_row", on=list(slots), variable_name="key", value_name="value")
             .with_columns(key=pl.col("key").replace_strict(slots, return_dtype=pl.Utf8))
             .filter(pl.col("value").fill_null("") != "")
