@@ -300,8 +300,10 @@ def _dedupe(
     candidates = (clash | too_long).arg_true()
     if candidates.is_empty():
         return frame
-    sub = frame[candidates].select(list(dict.fromkeys([*group, name_col, original, order]))).with_columns(
-        _row=candidates, _rank=pl.col(order).rank("ordinal").over([*group, name_col])
+    sub = (
+        frame[candidates]
+        .select(list(dict.fromkeys([*group, name_col, original, order])))
+        .with_columns(_row=candidates, _rank=pl.col(order).rank("ordinal").over([*group, name_col]))
     )
     sub = sub.filter((pl.col("_rank") > 1) | (pl.col(name_col).str.len_bytes() > MAX_NAME))
     if sub.is_empty():
@@ -312,7 +314,9 @@ def _dedupe(
 
 def _safe_names(frame: pl.DataFrame, column: str) -> pl.DataFrame:
     """Step 1 of the naming rule, computed once per distinct name (names repeat across tables)."""
-    distinct = frame.select(pl.col(column).unique()).with_columns(safe_name_expr(pl.col(column)).alias("_safe"))
+    distinct = frame.select(pl.col(column).unique()).with_columns(
+        safe_name_expr(pl.col(column)).alias("_safe")
+    )
     return (
         frame.join(distinct, on=column, how="left", maintain_order="left")
         .with_columns(pl.col("_safe").alias(column))
