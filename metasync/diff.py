@@ -19,15 +19,9 @@ def content_hashes(table_inputs: pl.Series) -> pl.Series:
     )
 
 
-def diff_tables(desired: pl.DataFrame, state: TargetState) -> pl.DataFrame:
-    """Add `action`, `reason`, `version_id` and `current_definition` to the desired rows.
-
-    * no table of that name → `create`;
-    * a table without `metasync:managed` → `conflict` (never changed by metasync);
-    * a managed table written for another asset → `conflict`;
-    * same hash → `unchanged`; else `update`.
-    """
-    current = state.tables.select(
+def current_tables(state: TargetState) -> pl.DataFrame:
+    """The target's tables keyed by Glue name, with the owner and hash metasync wrote (prefixed `_`)."""
+    return state.tables.select(
         "glue_database",
         "glue_table",
         pl.col("managed").alias("_managed"),
@@ -36,8 +30,18 @@ def diff_tables(desired: pl.DataFrame, state: TargetState) -> pl.DataFrame:
         pl.col("hash").alias("_hash"),
         "version_id",
         pl.col("definition").alias("current_definition"),
-        pl.lit(True).alias("_exists"),
     )
+
+
+def diff_tables(desired: pl.DataFrame, state: TargetState) -> pl.DataFrame:
+    """Add `action`, `reason`, `version_id` and `current_definition` to the desired rows.
+
+    * no table of that name → `create`;
+    * a table without `metasync:managed` → `conflict` (never changed by metasync);
+    * a managed table written for another asset → `conflict`;
+    * same hash → `unchanged`; else `update`.
+    """
+    current = current_tables(state).with_columns(_exists=pl.lit(True))
     joined = desired.join(current, on=["glue_database", "glue_table"], how="left", maintain_order="left")
     exists = pl.col("_exists").fill_null(False)
     other_owner = (pl.col("_owner_space") != pl.col("space")) | (pl.col("_owner_name") != pl.col("name"))

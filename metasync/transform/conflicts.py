@@ -27,6 +27,7 @@ import orjson
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from metasync.diff import current_tables
 from metasync.targets.base import TargetState
 from metasync.transform.mapping import _suffix as collision_suffixes
 from metasync.transform.rules import lookup, parameter_update
@@ -241,18 +242,6 @@ def _schema_drift(pairs: pl.DataFrame) -> pl.DataFrame:
 
 
 # ------------------------------------------------------------------ detection
-def _current(state: TargetState) -> pl.DataFrame:
-    return state.tables.select(
-        "glue_database",
-        "glue_table",
-        pl.col("managed").alias("_managed"),
-        pl.col("space").alias("_owner_space"),
-        pl.col("name").alias("_owner_name"),
-        pl.col("hash").alias("_hash"),
-        pl.col("definition").alias("current_definition"),
-    )
-
-
 def _suffixed_collisions(desired: pl.DataFrame) -> pl.DataFrame:
     """Assets whose table name got the collision suffix because another asset holds the plain name."""
     plain = desired.select(
@@ -288,7 +277,7 @@ def detect_conflicts(
     """
     keys = ["glue_database", "glue_table"]
     rows = desired.select("space", "name", "kind", *keys, "hash", "table_input").join(
-        _current(state), on=keys, how="inner"
+        current_tables(state).drop("version_id"), on=keys, how="inner"
     )
     found: list[pl.DataFrame] = []
 
