@@ -25,7 +25,7 @@ from metasync.targets.base import ProgressCallback, Target, TargetState, WriteRe
 from metasync.targets.payload import database_input, finalize_table_input
 from metasync.transform.conflicts import conflict_events, detect_conflicts, resolve_conflicts, with_text_hash
 from metasync.transform.mapping import finish_text, map_assets, map_columns, resolve_names, table_inputs
-from metasync.transform.rules import compile_rules
+from metasync.transform.rules import CompiledRules, compile_rules
 from metasync.validate.glue_limits import GLUE_COLUMN_SCHEMA, GLUE_TABLE_SCHEMA, find_violations
 
 log = logging.getLogger(__name__)
@@ -97,9 +97,14 @@ def read_source(config: Config) -> SourceFrames:
     return make_source(config).read()
 
 
-def map_frames(config: Config, frames: SourceFrames) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Source frames → Glue-mapped assets and columns (rules applied, names resolved, text within limits)."""
-    apply_rules = compile_rules(config.rules, env=config.env)
+def map_frames(
+    config: Config, frames: SourceFrames, rules: CompiledRules | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Source frames → Glue-mapped assets and columns (rules applied, names resolved, text within limits).
+
+    `rules` are the configuration's rules compiled already (compiled here when not given).
+    """
+    apply_rules = rules if rules is not None else compile_rules(config.rules, env=config.env)
     mapped = pl.collect_all(
         [
             map_assets(frames.assets.lazy(), frames.columns.lazy(), frames.edges.lazy()),
@@ -275,10 +280,10 @@ def _run(
     reached: list[Target],
 ) -> SyncResult:
     t0 = time.perf_counter()
-    compile_rules(cfg.rules, env=cfg.env)  # bad rules fail before any data moves
+    rules = compile_rules(cfg.rules, env=cfg.env)  # bad rules fail before any data moves
     frames = read_source(cfg)
     audit.extend(frames.events)
-    assets, columns = map_frames(cfg, frames)
+    assets, columns = map_frames(cfg, frames, rules)
 
     # Validate: rows breaking Glue's limits are quarantined, the rest must pass the schemas.
     quarantined = _quarantine(assets, columns)
