@@ -150,7 +150,9 @@ def _summary(
     def count(action: str, statuses: tuple[str, ...] = ("ok", "planned")) -> int:
         return plan.filter((pl.col("action") == action) & pl.col("status").is_in(statuses)).height
 
-    assets = plan.filter(pl.col("action") != "delete").select("space", "name").n_unique() if plan.height else 0
+    assets = (
+        plan.filter(pl.col("action") != "delete").select("space", "name").n_unique() if plan.height else 0
+    )
     return {
         "run_id": run_id,
         "status": status,
@@ -200,7 +202,8 @@ def _asset_events(plan: pl.DataFrame, dry_run: bool) -> pl.DataFrame:
             .when(pl.col("status") == "skipped")
             .then(pl.lit("skipped"))
             .otherwise(
-                pl.col("action").replace(
+                pl.col("action")
+                .replace(
                     {
                         "create": "created",
                         "update": "updated",
@@ -211,14 +214,22 @@ def _asset_events(plan: pl.DataFrame, dry_run: bool) -> pl.DataFrame:
                         "conflict": "held as a conflict",
                     }
                 )
-                .pipe(lambda e: pl.when(pl.col("action").is_in(list(WRITE_ACTIONS))).then(verb + e).otherwise(e))
+                .pipe(
+                    lambda e: pl.when(pl.col("action").is_in(list(WRITE_ACTIONS))).then(verb + e).otherwise(e)
+                )
             ),
             pl.when(pl.col("reason").is_not_null()).then(pl.lit(": ") + pl.col("reason")),
         ],
         ignore_nulls=True,
     )
     details = pl.struct(
-        "kind", "glue_database", "glue_table", "batch", "priority", pl.col("error_code"), pl.col("column_changes")
+        "kind",
+        "glue_database",
+        "glue_table",
+        "batch",
+        "priority",
+        pl.col("error_code"),
+        pl.col("column_changes"),
     ).struct.json_encode()
     return plan.select(
         event=pl.lit("asset"),
@@ -253,7 +264,12 @@ def run(
             "info",
             f"run {run_id} started ({'dry run' if dry_run else 'sync'}"
             f"{', environment ' + cfg.env if cfg.env else ''}).",
-            details={"source": cfg.source.kind, "target": cfg.target.kind, "env": cfg.env, "dry_run": dry_run},
+            details={
+                "source": cfg.source.kind,
+                "target": cfg.target.kind,
+                "env": cfg.env,
+                "dry_run": dry_run,
+            },
         )
     )
     reached: list[Target] = []
@@ -261,7 +277,9 @@ def run(
         with gc_paused():  # resumed for the write stage, see `_write`
             return _run(cfg, audit, run_id, started, dry_run, delete_stale, progress, reached)
     except MetasyncError as exc:
-        audit.add(Event("run_failed", "error", exc.message, hint=exc.hint, details={"error": type(exc).__name__}))
+        audit.add(
+            Event("run_failed", "error", exc.message, hint=exc.hint, details={"error": type(exc).__name__})
+        )
         calls = reached[0].calls.as_dict() if reached else {}
         empty_plan = pl.DataFrame(schema={c: pl.Utf8 for c in PLAN_COLUMNS})
         summary = _summary(run_id, "failed", dry_run, started, empty_plan, calls, {})
@@ -284,123 +302,41 @@ def _run(
     frames = read_source(cfg)
     audit.extend(frames.events)
     assets, columns = map_frames(cfg, frames, rules)
-
-    # Validate: rows breaking Glue's limits are quarantined, the rest must pass the schemas.
-    quarantined = _quarantine(assets, columns)
-    ok_assets = assets.join(quarantined, on=["space", "name"], how="anti")
-    ok_columns = columns.join(quarantined, on=["space", "name"], how="anti")
-    GLUE_TABLE_SCHEMA.validate(ok_assets)
-    GLUE_COLUMN_SCHEMA.validate(ok_columns)
-
-    desired = table_inputs(with_text_hash(ok_assets, ok_columns), ok_columns)
-    desired = desired.with_columns(content_hashes(desired["table_input"]))
+    desired, quarantined = _desired_tables(assets, columns)
 
     target = make_target(cfg)
     reached.append(target)
-    databases = assets["glue_database"].unique().sort().to_list()
-    state = target.read_state(databases)
-
-    diffed = diff_tables(desired, state)
-    conflicts = detect_conflicts(desired, state, cfg.conflicts)
-    audit.add_frame(conflict_events(conflicts))
-    diffed = resolve_conflicts(diffed, conflicts)
-    duplicate = pl.col("conflict_files").list.len() > 0
-    diffed = diffed.with_columns(
-        action=pl.when(duplicate).then(pl.lit("conflict")).otherwise(pl.col("action")),
-        reason=pl.when(duplicate)
-        .then(pl.format("defined differently in {}", pl.col("conflict_files").list.join(", ")))
-        .otherwise(pl.col("reason")),
-        conflict_type=pl.when(duplicate).then(pl.lit("duplicate")).otherwise(pl.col("conflict_type")),
-    )
-    rows = pl.concat(
-        [
-            diffed.select(
-                "space",
-                "name",
-                "kind",
-                "glue_database",
-                "glue_table",
-                "action",
-                "reason",
-                "hash",
-                "table_input",
-                "version_id",
-                "current_definition",
-                pl.lit(None, dtype=pl.Utf8).alias("hint"),
-            ),
-            assets.join(quarantined, on=["space", "name"], how="inner").select(
-                "space",
-                "name",
-                "kind",
-                "glue_database",
-                "glue_table",
-                pl.lit("quarantine").alias("action"),
-                "reason",
-                pl.lit(None, dtype=pl.Utf8).alias("hash"),
-                pl.lit(None, dtype=pl.Utf8).alias("table_input"),
-                pl.lit(None, dtype=pl.Utf8).alias("version_id"),
-                pl.lit(None, dtype=pl.Utf8).alias("current_definition"),
-                "hint",
-            ),
-        ]
-    )
+    state = target.read_state(assets["glue_database"].unique().sort().to_list())
+    rows = _diff_rows(cfg, desired, state, assets, quarantined, audit)
 
     # Stale managed tables: only on request, only after a complete read, within the safety share.
-    do_delete = cfg.sync.delete_stale if delete_stale is None else delete_stale
     refused = False
-    if do_delete:
+    if cfg.sync.delete_stale if delete_stale is None else delete_stale:
         stale, refused = _stale_rows(cfg, frames, desired, state, audit)
         if stale.height:
             rows = pl.concat([rows, stale], how="diagonal_relaxed")
 
-    # Plan: dependency batches and priority; dependents of held assets are skipped.
-    planned = plan_batches(
-        rows.filter(pl.col("action") != "delete").select("space", "name", "kind"),
-        frames.edges,
-        priority=cfg.sync.priority,
-        blocked=_held(rows),
-    )
-    audit.extend(cycle_events(planned))
-    plan = rows.join(planned, on=["space", "name"], how="left", maintain_order="left").with_columns(
-        batch=pl.col("batch").fill_null(0).cast(pl.Int32),
-        priority=pl.col("priority").fill_null(0).cast(pl.Int32),
-        upstreams=pl.col("upstreams").fill_null(pl.lit([], dtype=pl.List(pl.Utf8))),
-    )
-    skip = pl.col("held_reason").is_not_null() & pl.col("action").is_in(["create", "update", "unchanged"])
-    plan = plan.with_columns(
-        action=pl.when(skip).then(pl.lit("skip")).otherwise(pl.col("action")),
-        reason=pl.when(skip).then(pl.col("held_reason")).otherwise(pl.col("reason")),
-    ).drop("held_reason")
-    plan = plan.with_columns(
-        status=pl.when(pl.col("action").is_in(["quarantine", "conflict", "skip"]))
-        .then(pl.lit("held"))
-        .when(pl.col("action") == "unchanged")
-        .then(pl.lit("ok"))
-        .otherwise(pl.lit("planned")),
-        hint=pl.when(pl.col("hint").is_not_null())
-        .then(pl.col("hint"))
-        .when(pl.col("action") == "conflict")
-        .then(pl.lit("Resolve the conflict (rename with a naming rule, or remove the other table), then sync again."))
-        .when(pl.col("action") == "skip")
-        .then(pl.lit("Fix the upstream asset named in the reason; this one follows on the next run.")),
-    )
-    plan = _with_column_changes(plan)
-
-    # Write.
-    if not dry_run:
-        plan = _write(plan, assets, state, target, progress)
-    else:
+    plan = _plan(cfg, rows, frames.edges, audit)
+    if dry_run:
         plan = plan.with_columns(error_code=pl.lit(None, dtype=pl.Utf8))
-
+    else:
+        plan = _write(plan, assets, state, target, progress)
     plan = plan.sort("batch", "priority", "space", "name")
+
     audit.add_frame(_asset_events(plan, dry_run))
-    incomplete = frames.incomplete or refused
     problems = plan.filter(
-        pl.col("action").is_in(["quarantine", "conflict", "skip"]) | pl.col("status").is_in(["failed", "skipped"])
+        pl.col("action").is_in(["quarantine", "conflict", "skip"])
+        | pl.col("status").is_in(["failed", "skipped"])
     ).height
-    status = "partial" if (problems or incomplete) else "succeeded"
+    status = "partial" if (problems or frames.incomplete or refused) else "succeeded"
     summary = _summary(
-        run_id, status, dry_run, started, plan, target.calls.as_dict(), dict(sorted(target.calls.retries.items()))
+        run_id,
+        status,
+        dry_run,
+        started,
+        plan,
+        target.calls.as_dict(),
+        dict(sorted(target.calls.retries.items())),
     )
     audit.add(
         Event(
@@ -424,12 +360,121 @@ def _run(
     )
 
 
+def _desired_tables(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Quarantine rows breaking Glue's limits; the TableInput and content hash of every other asset."""
+    quarantined = _quarantine(assets, columns)
+    ok_assets = assets.join(quarantined, on=["space", "name"], how="anti")
+    ok_columns = columns.join(quarantined, on=["space", "name"], how="anti")
+    GLUE_TABLE_SCHEMA.validate(ok_assets)
+    GLUE_COLUMN_SCHEMA.validate(ok_columns)
+    desired = table_inputs(with_text_hash(ok_assets, ok_columns), ok_columns)
+    return desired.with_columns(content_hashes(desired["table_input"])), quarantined
+
+
+def _diff_rows(
+    cfg: Config,
+    desired: pl.DataFrame,
+    state: TargetState,
+    assets: pl.DataFrame,
+    quarantined: pl.DataFrame,
+    audit: AuditLog,
+) -> pl.DataFrame:
+    """One row per asset with its action against the target: diff, conflicts (resolved by strategy),
+    duplicates held, quarantined rows."""
+    diffed = diff_tables(desired, state)
+    conflicts = detect_conflicts(desired, state, cfg.conflicts)
+    audit.add_frame(conflict_events(conflicts))
+    diffed = resolve_conflicts(diffed, conflicts)
+    duplicate = pl.col("conflict_files").list.len() > 0
+    diffed = diffed.with_columns(
+        action=pl.when(duplicate).then(pl.lit("conflict")).otherwise(pl.col("action")),
+        reason=pl.when(duplicate)
+        .then(pl.format("defined differently in {}", pl.col("conflict_files").list.join(", ")))
+        .otherwise(pl.col("reason")),
+        conflict_type=pl.when(duplicate).then(pl.lit("duplicate")).otherwise(pl.col("conflict_type")),
+    )
+    none = pl.lit(None, dtype=pl.Utf8)
+    return pl.concat(
+        [
+            diffed.select(
+                "space",
+                "name",
+                "kind",
+                "glue_database",
+                "glue_table",
+                "action",
+                "reason",
+                "hash",
+                "table_input",
+                "version_id",
+                "current_definition",
+                none.alias("hint"),
+            ),
+            assets.join(quarantined, on=["space", "name"], how="inner").select(
+                "space",
+                "name",
+                "kind",
+                "glue_database",
+                "glue_table",
+                pl.lit("quarantine").alias("action"),
+                "reason",
+                none.alias("hash"),
+                none.alias("table_input"),
+                none.alias("version_id"),
+                none.alias("current_definition"),
+                "hint",
+            ),
+        ]
+    )
+
+
+def _plan(cfg: Config, rows: pl.DataFrame, edges: pl.DataFrame, audit: AuditLog) -> pl.DataFrame:
+    """Batches and priority from the lineage; data-flow dependents of held assets are skipped."""
+    planned = plan_batches(
+        rows.filter(pl.col("action") != "delete").select("space", "name", "kind"),
+        edges,
+        priority=cfg.sync.priority,
+        blocked=_held(rows),
+    )
+    audit.extend(cycle_events(planned))
+    plan = rows.join(planned, on=["space", "name"], how="left", maintain_order="left").with_columns(
+        batch=pl.col("batch").fill_null(0).cast(pl.Int32),
+        priority=pl.col("priority").fill_null(0).cast(pl.Int32),
+        upstreams=pl.col("upstreams").fill_null(pl.lit([], dtype=pl.List(pl.Utf8))),
+    )
+    skip = pl.col("held_reason").is_not_null() & pl.col("action").is_in(["create", "update", "unchanged"])
+    plan = plan.with_columns(
+        action=pl.when(skip).then(pl.lit("skip")).otherwise(pl.col("action")),
+        reason=pl.when(skip).then(pl.col("held_reason")).otherwise(pl.col("reason")),
+    ).drop("held_reason")
+    plan = plan.with_columns(
+        status=pl.when(pl.col("action").is_in(["quarantine", "conflict", "skip"]))
+        .then(pl.lit("held"))
+        .when(pl.col("action") == "unchanged")
+        .then(pl.lit("ok"))
+        .otherwise(pl.lit("planned")),
+        hint=pl.when(pl.col("hint").is_not_null())
+        .then(pl.col("hint"))
+        .when(pl.col("action") == "conflict")
+        .then(
+            pl.lit(
+                "Resolve the conflict (rename with a naming rule, or remove the other table), then sync again."
+            )
+        )
+        .when(pl.col("action") == "skip")
+        .then(pl.lit("Fix the upstream asset named in the reason; this one follows on the next run.")),
+    )
+    return _with_column_changes(plan)
+
+
 def _with_column_changes(plan: pl.DataFrame) -> pl.DataFrame:
     """Column-level differences for updates (the few rows that change), as JSON text."""
     updates = plan.filter(pl.col("action") == "update")
     changes = [
         column_changes(new, old)
-        for new, old in zip(updates["table_input"].to_list(), updates["current_definition"].to_list(), strict=True)
+        for new, old in zip(
+            updates["table_input"].to_list(), updates["current_definition"].to_list(), strict=True
+        )
     ]
     frame = updates.select("space", "name").with_columns(
         column_changes=pl.Series([str(c) if any(c.values()) else None for c in changes], dtype=pl.Utf8)
@@ -461,7 +506,11 @@ def _stale_rows(
                 "error",
                 f"refusing to delete {stale.height} of {managed} managed tables "
                 f"({stale.height / managed:.0%} > sync.max_delete_fraction {cfg.sync.max_delete_fraction:.0%}).",
-                details={"stale": stale.height, "managed": managed, "max_fraction": cfg.sync.max_delete_fraction},
+                details={
+                    "stale": stale.height,
+                    "managed": managed,
+                    "max_fraction": cfg.sync.max_delete_fraction,
+                },
                 hint="Check that the source is complete; raise sync.max_delete_fraction if the deletion is intended.",
             )
         )
@@ -493,7 +542,10 @@ def _write(
     ]
     writes = writes.with_columns(table_input=pl.Series(final, dtype=pl.Utf8))
     tables = pl.concat(
-        [writes, todo.filter(pl.col("action") == "delete").with_columns(table_input=pl.lit(None, dtype=pl.Utf8))]
+        [
+            writes,
+            todo.filter(pl.col("action") == "delete").with_columns(table_input=pl.lit(None, dtype=pl.Utf8)),
+        ]
     ).sort("batch", "priority", maintain_order=True)
     needed = writes.select("glue_database").unique()
     spaces = assets.select("glue_database", "space").unique("glue_database", keep="first")
