@@ -1,4 +1,4 @@
-"""The `metasync` command line: sync, plan, lineage, export."""
+"""The `metasync` command line: sync, plan, lineage, export, watch."""
 
 from __future__ import annotations
 
@@ -211,6 +211,41 @@ def export(
         highlight=False,
     )
     raise typer.Exit(int(ExitCode.OK if summary["status"] == "succeeded" else ExitCode.PARTIAL))
+
+
+@app.command()
+def watch(
+    config: ConfigOption,
+    every: Annotated[str, typer.Option("--every", help="Interval between runs: 30s, 15m, 2h, 1d.")],
+    env: EnvOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan on every run; write nothing.")] = False,
+    max_runs: Annotated[int | None, typer.Option("--max-runs", min=1, help="Stop after this many runs.")] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Sync on an interval, re-reading the configuration before every run (edits apply without a restart)."""
+    import threading
+
+    from metasync.scheduler.loop import last_exit_code, parse_interval, run_every
+
+    seconds = _guard(debug, lambda: parse_interval(every))
+    if not config.is_file():
+        err.print(f"[bold red]error:[/] configuration file {config} does not exist.", highlight=False)
+        raise typer.Exit(int(ExitCode.USAGE))
+    stop = threading.Event()
+
+    def report(record: Any) -> None:
+        where = record.error or f"audit: {record.audit_dir}"
+        out.print(f"run {record.number}: [bold]{record.status}[/] (exit {record.exit_code}) {where}", highlight=False)
+
+    try:
+        records = run_every(
+            config, every=seconds, env=env, dry_run=dry_run, max_runs=max_runs, stop=stop, on_run=report
+        )
+    except KeyboardInterrupt:
+        stop.set()
+        err.print("stopped")
+        raise typer.Exit(130) from None
+    raise typer.Exit(last_exit_code(records))
 
 
 def main() -> None:

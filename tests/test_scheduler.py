@@ -1,0 +1,93 @@
+"""Recurring syncs with the configuration re-read before every run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from metasync.errors import ConfigError
+from metasync.scheduler.loop import RunRecord, last_exit_code, parse_interval, run_every
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90", 90), ("30s", 30), ("15m", 900), ("2h", 7200), ("1d", 86400), ("0.5s", 0.5)]
+)
+def test_intervals(text: str, seconds: float) -> None:
+    assert parse_interval(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "15 minutes", "-5m", "m"])
+def test_bad_intervals_are_config_errors(text: str) -> None:
+    with pytest.raises(ConfigError, match="not an interval"):
+        parse_interval(text)
+
+
+def project(tmp_path: Path) -> Path:
+    table = {"kind": "entity", "elements": {"A": {"type": "cds.Integer"}}}
+    (tmp_path / "exports" / "S").mkdir(parents=True)
+    (tmp_path / "exports" / "S" / "t.json").write_text(json.dumps({"definitions": {"T": table}}))
+    config = tmp_path / "metasync.yaml"
+    config.write_text("source: {kind: csn, path: exports}\ntarget: {kind: local, path: catalog-a}\n")
+    return config
+
+
+def test_each_run_reads_the_configuration_again(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    edits = {
+        1: "source: {kind: csn, path: exports}\ntarget: {kind: local, path: catalog-b}\n",
+        2: "source: {kind: csn, path: exports, colour: red}\n",  # broken on purpose
+        3: "source: {kind: csn, path: exports}\ntarget: {kind: local, path: catalog-c}\n",
+    }
+
+    def edit_after(record: RunRecord) -> None:
+        if record.number in edits:
+            config.write_text(edits[record.number])
+
+    records = run_every(config, every=0, max_runs=4, on_run=edit_after)
+    assert [r.exit_code for r in records] == [0, 0, 2, 0]
+    assert records[2].status == "failed" and "unknown key 'source.colour'" in (records[2].error or "")
+    for folder in ("catalog-a", "catalog-b", "catalog-c"):
+        assert (tmp_path / folder / "s" / "tables" / "t.json").exists()
+    assert last_exit_code(records) == 0
+
+
+def test_a_set_stop_event_ends_the_schedule(tmp_path: Path) -> None:
+    import threading
+
+    stop = threading.Event()
+    records = run_every(project(tmp_path), every=3600, stop=stop, on_run=lambda r: stop.set())
+    assert len(records) == 1  # no hour-long wait after the stop
+
+
+def test_watch_command_runs_and_exits_with_the_last_code(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "metasync.cli",
+            "watch",
+            "-c",
+            str(config),
+            "--every",
+            "0s",
+            "--max-runs",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "run 1: succeeded" in result.stdout and "run 2: succeeded" in result.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "metasync.cli", "watch", "-c", str(config), "--every", "soon"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "not an interval" in bad.stderr
