@@ -576,13 +576,13 @@ def _element_frame(
     }
     # Which rows need Python: non-`cds.` or association types, rare keys, labels that are not plain text
     # (a `strict=False` Series turns objects into text starting with `{`, like i18n placeholders).
-    source_type, label = series["source_type"], series["business_name"]
+    source_type, label_text = series["source_type"], series["business_name"]
     odd_type = (
         source_type.is_null() | ~source_type.str.starts_with("cds.") | source_type.is_in(ASSOCIATION_TYPES)
     ).arg_true()
     rare = pl.Series(list(map(RARE_ELEMENT_KEYS.isdisjoint, values)), dtype=pl.Boolean).not_().arg_true()
     odd_label = (
-        label.str.starts_with("{") | label.str.contains(r"^-?\d+(\.\d+)?$|^(true|false)$")
+        label_text.str.starts_with("{") | label_text.str.contains(r"^-?\d+(\.\d+)?$|^(true|false)$")
     ).arg_true()
     i18n_rows = [i for start, end, _ in elements.i18n_ranges for i in range(start, end)]
 
@@ -658,10 +658,12 @@ def _element_frame(
                 (doc.label(element[k]) for k in LABEL_KEYS if k in element), None
             )
 
-    for name, rows in patch.items():
-        if rows:
-            target = series[name]
-            series[name] = target.scatter(list(rows), pl.Series(list(rows.values()), dtype=target.dtype))
+    for name, changes in patch.items():
+        if changes:
+            current = series[name]
+            series[name] = current.scatter(
+                list(changes), pl.Series(list(changes.values()), dtype=current.dtype)
+            )
     frame = pl.DataFrame(series)
     if drop:
         frame = frame.with_row_index("_i").filter(~pl.col("_i").is_in(drop)).drop("_i")
@@ -673,16 +675,16 @@ def _element_frame(
     frame = frame.join(ids, on="_asset_row", how="left", maintain_order="left")
     frame = frame.select(*COLUMN_SCHEMA.columns, "glue_type_hint", "_asset_row")
 
-    rows: list[tuple[tuple[str, str], tuple[str, str], str, str]] = []
+    relationships: list[tuple[tuple[str, str], tuple[str, str], str, str]] = []
     spaces, names = assets["space"].to_list(), assets["name"].to_list()
-    for asset_row, via, target in associations + mixins:
-        doc = owner_doc[asset_row]
+    for asset_row, via, target_ref in associations + mixins:
         rel = (
             "text"
             if (asset_row, via) in text_refs
             else ("foreign_key" if (asset_row, via) in fk_refs else "association")
         )
-        rows.append(((spaces[asset_row], names[asset_row]), doc.resolve(target), rel, via))
+        resolved = owner_doc[asset_row].resolve(target_ref)
+        relationships.append(((spaces[asset_row], names[asset_row]), resolved, rel, via))
     events = [
         Event(
             event="type_unresolved",
@@ -696,7 +698,7 @@ def _element_frame(
         )
         for row, cols in unresolved.items()
     ]
-    return frame, rows, events
+    return frame, relationships, events
 
 
 def _collapse_duplicates(

@@ -141,7 +141,7 @@ class DatasphereSource:
                         "if the tenant does not offer it.",
                     )
                 )
-            else:
+            elif isinstance(result, list):
                 listed.extend(result)
         return [o for o in listed if o.space not in denied]
 
@@ -180,7 +180,7 @@ class DatasphereSource:
                         details={"endpoint": result.endpoint, "object_type": item.object_type},
                     )
                 )
-            else:
+            elif isinstance(result, TenantObject):
                 objects.append(result)
         if cached:
             reused = sum(
