@@ -6,7 +6,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -37,13 +37,13 @@ EnvOption = Annotated[str | None, typer.Option("--env", help="Environment from t
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
 
 
-class Direction(str, Enum):
+class Direction(StrEnum):
     upstream = "upstream"
     downstream = "downstream"
     both = "both"
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     json = "json"
     graphml = "graphml"

@@ -6,7 +6,7 @@ import copy
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -95,7 +95,7 @@ class DatasphereSourceConfig(_Strict):
         return value
 
 
-SourceConfig = Annotated[Union[CsnSourceConfig, DatasphereSourceConfig], Field(discriminator="kind")]
+SourceConfig = Annotated[CsnSourceConfig | DatasphereSourceConfig, Field(discriminator="kind")]
 
 
 # ---------------------------------------------------------------- targets
@@ -145,7 +145,7 @@ class GlueTargetConfig(_Strict):
         return value
 
 
-TargetConfig = Annotated[Union[LocalTargetConfig, GlueTargetConfig], Field(discriminator="kind")]
+TargetConfig = Annotated[LocalTargetConfig | GlueTargetConfig, Field(discriminator="kind")]
 
 
 # ---------------------------------------------------------------- the rest

@@ -104,7 +104,7 @@ def export_tenant(config: Config | DatasphereSourceConfig, folder: str | os.Path
     previous = _previous_files(root)
     snapshot = DatasphereSource(source_config).fetch()
     written = [_relative_path(obj).as_posix() for obj in snapshot.objects]
-    for obj, relative in zip(snapshot.objects, written):
+    for obj, relative in zip(snapshot.objects, written, strict=True):
         _write(root / relative, orjson.dumps(obj.payload, option=orjson.OPT_INDENT_2))
     denied_spaces = {e.space for e in snapshot.events if e.event == "space_skipped" and e.space}
     stale = [p for p in previous if p not in set(written)]

@@ -125,7 +125,7 @@ class DatasphereSource:
                 return exc
 
         listed: list[ListedObject] = []
-        for (space, object_type), result in zip(tasks, self._parallel(list_one, tasks)):
+        for (space, object_type), result in zip(tasks, self._parallel(list_one, tasks), strict=True):
             if isinstance(result, SpaceAccessDenied):
                 denied.setdefault(space, result)
             elif isinstance(result, ObjectNotFound):
@@ -165,7 +165,7 @@ class DatasphereSource:
             return TenantObject(item.space, item.object_type, item.technical_name, url, payload, item.changed_at)
 
         objects: list[TenantObject] = []
-        for item, result in zip(listed, self._parallel(read_one, listed)):
+        for item, result in zip(listed, self._parallel(read_one, listed), strict=True):
             if isinstance(result, SpaceAccessDenied):
                 denied.setdefault(item.space, result)
             elif isinstance(result, ObjectNotFound):

@@ -90,7 +90,7 @@ def test_export_then_csn_sync_plans_like_the_tenant(tenant: FakeTenant, tmp_path
     assert plan_rows(offline) == plan_rows(direct)
     assert direct.summary["counts"]["assets"] == 5
     # the data flow puts ORDERS after RT_ORDERS, the transformation flow ORDERS_COPY after ORDERS
-    batches = dict(zip(direct.plan["name"], direct.plan["batch"]))
+    batches = dict(zip(direct.plan["name"], direct.plan["batch"], strict=True))
     assert batches["RT_ORDERS"] < batches["ORDERS"] < batches["ORDERS_COPY"] < batches["V_ORDERS"]
 
 
