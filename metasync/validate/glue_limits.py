@@ -42,17 +42,21 @@ def _params_ok(column: str) -> pl.Expr:
     )
 
 
+def _glue_name(column: str) -> pl.Expr:
+    """A name Glue and Athena both take: a-z, 0-9 and _ only, at most 255 bytes."""
+    return pl.col(column).str.contains(NAME_PATTERN) & (pl.col(column).str.len_bytes() <= MAX_NAME)
+
+
 TABLE_CHECKS = (
     LimitCheck(
         "database_name",
-        pl.col("glue_database").str.contains(NAME_PATTERN)
-        & (pl.col("glue_database").str.len_bytes() <= MAX_NAME),
+        _glue_name("glue_database"),
         "database name is not a valid Glue name",
         "Add a naming rule that gives the space a name of a-z, 0-9 and _ only, at most 255 bytes.",
     ),
     LimitCheck(
         "table_name",
-        pl.col("glue_table").str.contains(NAME_PATTERN) & (pl.col("glue_table").str.len_bytes() <= MAX_NAME),
+        _glue_name("glue_table"),
         "table name is not a valid Glue name",
         "Add a naming rule that gives the asset a name of a-z, 0-9 and _ only, at most 255 bytes.",
     ),
@@ -80,8 +84,7 @@ TABLE_CHECKS = (
 COLUMN_CHECKS = (
     LimitCheck(
         "column_name",
-        pl.col("glue_column").str.contains(NAME_PATTERN)
-        & (pl.col("glue_column").str.len_bytes() <= MAX_NAME),
+        _glue_name("glue_column"),
         "column name is not a valid Glue name",
         "Rename the column with a naming rule (a-z, 0-9 and _ only, at most 255 bytes).",
     ),
