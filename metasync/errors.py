@@ -7,7 +7,6 @@ Each exception maps to one CLI exit code.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
 
 
 class ExitCode(int, Enum):
@@ -60,23 +59,3 @@ class TargetError(MetasyncError):
     """The target could not be read or reached."""
 
     exit_code = ExitCode.UNREACHABLE
-
-
-class CycleError(MetasyncError):
-    """A dependency cycle among assets; carries the members of the cycle."""
-
-    exit_code = ExitCode.PARTIAL
-
-    def __init__(self, members: list[str]) -> None:
-        super().__init__("dependency cycle between " + " -> ".join(members))
-        self.members = members
-
-
-class ValidationFailure(MetasyncError):
-    """Rows failed a schema; `failures` holds one dict per failing row and check."""
-
-    exit_code = ExitCode.PARTIAL
-
-    def __init__(self, message: str, failures: list[dict[str, Any]]) -> None:
-        super().__init__(message)
-        self.failures = failures

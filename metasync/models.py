@@ -111,11 +111,6 @@ EVENT_COLUMNS: dict[str, Any] = {
 }
 
 
-def empty_frame(schema: pa.DataFrameSchema) -> pl.DataFrame:
-    """An empty frame with the schema's columns and dtypes."""
-    return pl.DataFrame(schema={name: col.dtype.type for name, col in schema.columns.items()})
-
-
 @dataclass
 class Event:
     """One audit row before it gets its run id and timestamp."""

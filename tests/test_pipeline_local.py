@@ -12,6 +12,7 @@ import pytest
 
 import metasync
 from metasync.errors import SourceError
+from metasync.models import PLAN_ACTIONS
 
 CONTRACT_COUNTS = {
     "assets",
@@ -154,6 +155,7 @@ def test_plan_is_a_dry_run_that_writes_nothing(example_workspace: Path) -> None:
     assert not (example_workspace / "catalog").exists()
     assert (result.audit_dir / "summary.json").exists()
     assert set(result.plan.columns) >= {"space", "name", "batch", "priority", "action"}
+    assert set(result.plan["action"]) <= set(PLAN_ACTIONS)
     # batches respect data flow: the analytic model comes after its fact view
     batch = dict(result.plan.select("name", "batch").iter_rows())
     assert (
@@ -210,6 +212,7 @@ def test_an_unmanaged_table_is_never_touched_and_is_a_conflict(tmp_path: Path) -
     assert (foreign.read_bytes(), foreign.stat().st_mtime_ns) == before
     actions = dict(result.plan.select("name", "action").iter_rows())
     assert actions == {"ORDERS": "conflict", "ITEMS": "create", "V": "skip"}
+    assert set(actions.values()) <= set(PLAN_ACTIONS)
     assert result.summary["status"] == "partial"
     assert result.summary["counts"]["conflicts"] == 1 and result.summary["counts"]["skipped"] == 1
     conflict = result.events.filter((pl.col("name") == "ORDERS") & (pl.col("event") == "asset")).row(

@@ -103,12 +103,5 @@ class Target(Protocol):
         ...
 
 
-def empty_table_state() -> TargetState:
-    return TargetState(
-        databases=pl.DataFrame(schema=DATABASE_STATE_COLUMNS),
-        tables=pl.DataFrame(schema=TABLE_STATE_COLUMNS),
-    )
-
-
 def outcome_frame(rows: list[dict[str, str | None]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=OUTCOME_COLUMNS)
