@@ -11,7 +11,7 @@ HASH_KEY = "metasync:hash"
 
 def _pairs_to_object(pairs: Any) -> dict[str, str]:
     if isinstance(pairs, dict):
-        return pairs
+        return {k: v for k, v in pairs.items() if v is not None}
     return {p["key"]: p["value"] for p in pairs or [] if p.get("value") is not None}
 
 

@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from metasync.errors import RuleError
 from metasync.models import ASSET_KINDS
 
-PARAMETERS_DTYPE = pl.List(pl.Struct({"key": pl.Utf8, "value": pl.Utf8}))
+# Parameters are a struct with one text field per key (null: not set); its fields depend on the rules.
+PARAMETERS_DTYPE = pl.Struct({})
 
 ASSET_FIELDS: dict[str, pl.DataType] = {
     "space": pl.Utf8(),
@@ -739,46 +740,39 @@ def _field_names(templates: Iterable[Template]) -> set[str]:
     return {f for t in templates for f in t.fields if f != "env" and not f.startswith("asset_")}
 
 
-def parameter_update(pairs: Mapping[str, pl.Expr]) -> FrameUpdate:
-    """Set the `pairs` in `parameters` of the rows taken; a pair whose value is null or empty is left out.
+def parameter_keys(frame: pl.LazyFrame) -> list[str]:
+    """The Parameters keys (struct fields) of a frame."""
+    dtype = frame.collect_schema()["parameters"]
+    return [f.name for f in dtype.fields] if isinstance(dtype, pl.Struct) else []
 
-    Works on a long (row, key, value) form of the rows taken and groups it back: building lists row by row
-    with `concat_list` is far slower on millions of rows.
-    """
-    slots = {f"_param_{i}": key for i, key in enumerate(pairs)}
+
+def parameter_update(pairs: Mapping[str, pl.Expr | Callable[[list[str]], pl.Expr]]) -> FrameUpdate:
+    """Set the `pairs` in `parameters` of the rows taken; a pair whose value is null or empty is left out
+    (and a key it had before is removed). A value may be a function of the keys the frame has already."""
 
     def update(frame: pl.LazyFrame, take: pl.Expr) -> pl.LazyFrame:
-        values = [v.cast(pl.Utf8).alias(slot) for slot, v in zip(slots, pairs.values(), strict=True)]
-        frame = frame.with_row_index("_row").with_columns(_take=take)
-        parts = frame.select("_row", "_take", "parameters", *values)
-        # Every row keeps at least one entry in `old` (an empty list explodes to one null entry, a replaced
-        # key becomes null), so grouping keeps all rows in order and lines up with the frame without a join.
-        old = (
-            parts.select("_row", "_take", "parameters")
-            .explode("parameters", empty_as_null=True, keep_nulls=True)
-            .unnest("parameters")
-            .with_columns(
-                key=pl.when(pl.col("_take") & pl.col("key").is_in(list(pairs))).then(None).otherwise("key")
-            )
-            .drop("_take")
-        )
-        new = (
-            parts.filter(pl.col("_take"))
-            .select("_row", *slots)
-            .unpivot(index="_row", on=list(slots), variable_name="key", value_name="value")
-            .with_columns(key=pl.col("key").replace_strict(slots, return_dtype=pl.Utf8))
-            .filter(pl.col("value").fill_null("") != "")
-        )
-        merged = (
-            pl.concat([old, new])
-            .group_by("_row", maintain_order=True)
-            .agg(parameters=pl.struct("key", "value").filter(pl.col("key").is_not_null()))
-        )
-        return pl.concat(
-            [frame.drop("_row", "_take", "parameters"), merged.select("parameters")], how="horizontal"
-        )
+        keys = parameter_keys(frame)
+        current = pl.col("parameters")
+        values = {k: (v if isinstance(v, pl.Expr) else v(keys)).cast(pl.Utf8) for k, v in pairs.items()}
+
+        def field(key: str) -> pl.Expr:
+            old = current.struct.field(key) if key in keys else pl.lit(None, dtype=pl.Utf8)
+            if key not in values:
+                return old.alias(key)
+            new = pl.when(values[key] != "").then(values[key])
+            return pl.when(take).then(new).otherwise(old).alias(key)
+
+        ordered = keys + [k for k in pairs if k not in keys]
+        return frame.with_columns(parameters=pl.struct([field(k) for k in ordered]))
 
     return update
+
+
+def parameter_value(key: str) -> Callable[[list[str]], pl.Expr]:
+    """The current value of Parameters key `key` (null when the frame has no such key)."""
+    return lambda keys: (
+        pl.col("parameters").struct.field(key) if key in keys else pl.lit(None, dtype=pl.Utf8)
+    )
 
 
 # ------------------------------------------------------------------ compilers, one per rule kind
@@ -953,20 +947,17 @@ def _compile_tags(rule: TagsRule, at: _Where, env: str | None) -> _Step:
     key = rule.parameter
     _parameter_templates({key: ""}, set(), at, "parameter")
     tmpls = [parse_template(t, TABLE_TEMPLATE_FIELDS, at, f"tags[{i}]") for i, t in enumerate(rule.tags)]
-    existing = (
-        pl.col("parameters")
-        .list.filter(pl.element().struct.field("key") == key)
-        .list.eval(pl.element().struct.field("value"))
-        .list.join(",")
-    )
     added = pl.concat_str([t.expr(_asset_resolver(env)) for t in tmpls], separator=",")
     tag = pl.element().str.strip_chars()
-    merged = (
-        pl.concat_str([existing.fill_null(""), added], separator=",")
-        .str.split(",")
-        .list.eval(tag.filter(tag != "").unique().sort())
-        .list.join(",")
-    )
+
+    def merged(keys: list[str]) -> pl.Expr:
+        return (
+            pl.concat_str([parameter_value(key)(keys).fill_null(""), added], separator=",")
+            .str.split(",")
+            .list.eval(tag.filter(tag != "").unique().sort())
+            .list.join(",")
+        )
+
     new = parameter_update({key: merged})
     return _asset_step(at, rule.where, "parameters", new, tmpls)
 

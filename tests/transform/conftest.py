@@ -7,11 +7,15 @@ from typing import Any
 import polars as pl
 import pytest
 
+from param_cells import parameters_series
+
 from metasync.transform.rules import ASSET_FIELDS, COLUMN_FIELDS
 
 
-def _param_list(pairs: dict[str, str] | None) -> list[dict[str, str]]:
-    return [{"key": k, "value": v} for k, v in (pairs or {}).items()]
+def _frame(rows: list[dict[str, Any]], fields: dict[str, pl.DataType]) -> pl.DataFrame:
+    schema = {f: t for f, t in fields.items() if f != "parameters"}
+    frame = pl.DataFrame([{f: row.get(f) for f in schema} for row in rows], schema=schema)
+    return frame.with_columns(parameters_series([row.get("parameters") for row in rows]))
 
 
 def asset_rows(*rows: dict[str, Any]) -> pl.DataFrame:
@@ -25,9 +29,8 @@ def asset_rows(*rows: dict[str, Any]) -> pl.DataFrame:
         row.setdefault("content_hash", "0" * 16)
         row.setdefault("glue_database", row["space"].lower())
         row.setdefault("glue_table", row["name"].lower())
-        row["parameters"] = _param_list(row.get("parameters"))
-        full.append({f: row.get(f) for f in ASSET_FIELDS})
-    return pl.DataFrame(full, schema=ASSET_FIELDS)
+        full.append(row)
+    return _frame(full, ASSET_FIELDS)
 
 
 def column_rows(*rows: dict[str, Any]) -> pl.DataFrame:
@@ -46,9 +49,8 @@ def column_rows(*rows: dict[str, Any]) -> pl.DataFrame:
         row.setdefault("type_origin", "declared")
         row.setdefault("glue_column", row["column"].lower())
         row.setdefault("glue_type", "string")
-        row["parameters"] = _param_list(row.get("parameters"))
-        full.append({f: row.get(f) for f in COLUMN_FIELDS})
-    return pl.DataFrame(full, schema=COLUMN_FIELDS)
+        full.append(row)
+    return _frame(full, COLUMN_FIELDS)
 
 
 @pytest.fixture

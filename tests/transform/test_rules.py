@@ -6,6 +6,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from param_cells import parameters_series
 from pydantic import TypeAdapter, ValidationError
 
 from metasync.errors import RuleError
@@ -30,9 +31,9 @@ def col_of(frame: pl.DataFrame, name: str, field: str, column: str | None = None
     return rows[field][0]
 
 
-def params(value: pl.Series | None) -> dict[str, str]:
-    pairs = value.to_list() if isinstance(value, pl.Series) else value or []
-    return {p["key"]: p["value"] for p in pairs}
+def params(value: dict[str, str | None] | None) -> dict[str, str]:
+    """The Parameters that are set in one struct cell."""
+    return {k: v for k, v in (value or {}).items() if v is not None}
 
 
 # ------------------------------------------------------------------ scope
@@ -291,7 +292,7 @@ def test_parameters_from_templates_and_derived_fields(sales_frames):
 def test_parameters_replace_same_key_and_keep_others(sales_frames):
     assets, columns = sales_frames
     assets = assets.with_columns(
-        parameters=pl.lit([{"key": "metasync:kind", "value": "table"}, {"key": "owner", "value": "old"}])
+        parameters_series([{"metasync:kind": "table", "owner": "old"}] * assets.height)
     )
     out, _ = run([{"kind": "parameters", "table": {"owner": "new"}}], (assets, columns))
     assert params(col_of(out, "Orders", "parameters")) == {"metasync:kind": "table", "owner": "new"}
@@ -304,7 +305,7 @@ def test_reserved_parameter_key_fails_at_load():
 
 def test_tags_merge_into_a_sorted_set(sales_frames):
     assets, columns = sales_frames
-    assets = assets.with_columns(parameters=pl.lit([{"key": "tags", "value": "zeta,alpha"}]))
+    assets = assets.with_columns(parameters_series([{"tags": "zeta,alpha"}] * assets.height))
     out, _ = run(
         [
             {"kind": "tags", "tags": ["space:{space}", "alpha"]},
@@ -430,6 +431,12 @@ def test_rules_keep_row_order_and_schema(sales_frames):
         {"kind": "parameters", "table": {"m": "{measures}"}},
     ]
     assets, columns = run(rules, sales_frames)
-    assert assets.schema == sales_frames[0].schema and columns.schema == sales_frames[1].schema
+    assert columns.schema == sales_frames[1].schema
+    # The parameters rule adds its key to the Parameters struct; every other field keeps its type.
+    source_schema = dict(sales_frames[0].schema)
+    source_keys = [f.name for f in source_schema.pop("parameters").fields]
+    result_schema = dict(assets.schema)
+    assert [f.name for f in result_schema.pop("parameters").fields] == [*source_keys, "m"]
+    assert result_schema == source_schema
     assert assets.select("space", "name").equals(sales_frames[0].select("space", "name"))
     assert columns.select("space", "name", "column").equals(sales_frames[1].select("space", "name", "column"))

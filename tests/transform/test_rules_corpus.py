@@ -53,8 +53,8 @@ def plans(corpus_path: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     )
 
 
-def params(cell: pl.Series | None) -> dict[str, str]:
-    return {p["key"]: p["value"] for p in (cell.to_list() if cell is not None else [])}
+def params(cell: dict[str, str | None] | None) -> dict[str, str]:
+    return {k: v for k, v in (cell or {}).items() if v is not None}
 
 
 def test_scope_drops_text_entities_and_their_columns(plans):
@@ -105,7 +105,7 @@ def test_parameters_tags_value_map_and_default(plans):
         (pl.col("space") == model["space"]) & (pl.col("name") == model["name"])
     )
     expected = ", ".join(model_columns.filter(pl.col("semantic_role") == "measure").sort("ordinal")["column"])
-    table_params = params(pl.Series(model["parameters"]) if model["parameters"] is not None else None)
+    table_params = params(model["parameters"])
     assert expected and table_params["measures"] == expected
     assert table_params["tags"] == "env:dev,kind:analytic_model"
     assert (
