@@ -128,8 +128,7 @@ def stage(config_path: Path) -> dict[str, Any]:
     from baseline import objects_from_frames, transform_and_validate
 
     from metasync.config import load_config
-    from metasync.pipeline import _quarantine, map_frames, read_source
-    from metasync.validate.glue_limits import GLUE_COLUMN_SCHEMA, GLUE_TABLE_SCHEMA
+    from metasync.pipeline import map_frames, read_source, validate_frames
 
     cfg = load_config(config_path, env=ENV)
     frames = read_source(cfg)
@@ -138,9 +137,7 @@ def stage(config_path: Path) -> dict[str, Any]:
 
     start = time.perf_counter()
     assets, columns = map_frames(cfg, frames)
-    quarantined = _quarantine(assets, columns)
-    GLUE_TABLE_SCHEMA.validate(assets.join(quarantined, on=["space", "name"], how="anti"))
-    GLUE_COLUMN_SCHEMA.validate(columns.join(quarantined, on=["space", "name"], how="anti"))
+    _, _, quarantined = validate_frames(assets, columns)
     vectorised = time.perf_counter() - start
 
     objects = objects_from_frames(frames.assets.to_dicts(), frames.columns.to_dicts())

@@ -26,7 +26,7 @@ from metasync.targets.payload import database_input, finalize_table_input
 from metasync.transform.conflicts import conflict_events, detect_conflicts, resolve_conflicts, with_text_hash
 from metasync.transform.mapping import finish_text, map_assets, map_columns, resolve_names, table_inputs
 from metasync.transform.rules import CompiledRules, compile_rules
-from metasync.validate.glue_limits import GLUE_COLUMN_SCHEMA, GLUE_TABLE_SCHEMA, find_violations
+from metasync.validate.glue_limits import find_violations
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,21 @@ def _quarantine(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame:
         ).str.join("; "),
         hint=pl.col("hint").first(),
         checks=pl.col("check"),
+    )
+
+
+def validate_frames(
+    assets: pl.DataFrame, columns: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Validate the mapped frames against Glue's limits: the assets and columns that pass, and one row per
+    quarantined asset with its reasons (an asset with one bad column is quarantined whole)."""
+    quarantined = _quarantine(assets, columns)
+    if quarantined.is_empty():
+        return assets, columns, quarantined
+    return (
+        assets.join(quarantined, on=["space", "name"], how="anti"),
+        columns.join(quarantined, on=["space", "name"], how="anti"),
+        quarantined,
     )
 
 
@@ -362,11 +377,7 @@ def _run(
 
 def _desired_tables(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Quarantine rows breaking Glue's limits; the TableInput and content hash of every other asset."""
-    quarantined = _quarantine(assets, columns)
-    ok_assets = assets.join(quarantined, on=["space", "name"], how="anti")
-    ok_columns = columns.join(quarantined, on=["space", "name"], how="anti")
-    GLUE_TABLE_SCHEMA.validate(ok_assets)
-    GLUE_COLUMN_SCHEMA.validate(ok_columns)
+    ok_assets, ok_columns, quarantined = validate_frames(assets, columns)
     desired = table_inputs(with_text_hash(ok_assets, ok_columns), ok_columns)
     return desired.with_columns(content_hashes(desired["table_input"])), quarantined
 

@@ -485,14 +485,14 @@ def merge_table_input(source_json: str, target_json: str | None, keep_text: bool
     the target's description and column comments (for columns still present) kept."""
     source = orjson.loads(source_json)
     target = orjson.loads(target_json) if target_json else {}
-    source_params = source.get("Parameters") or {}
+    source_keys = {p["key"] for p in source.get("Parameters") or []}
     target_params = target.get("Parameters") or {}
-    extra = {
-        k: v
+    extra = [
+        {"key": k, "value": v}
         for k, v in sorted(target_params.items())
-        if k not in source_params and not k.startswith("metasync:")
-    }
-    source["Parameters"] = {**source_params, **extra}
+        if k not in source_keys and not k.startswith("metasync:")
+    ]
+    source["Parameters"] = list(source.get("Parameters") or []) + extra
     if keep_text:
         source["Description"] = target.get("Description")
         comments = {

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 
-import orjson
 import polars as pl
 
 MAX_NAME = 255
@@ -176,36 +175,6 @@ def parameters_expr(pairs: list[tuple[str, pl.Expr]]) -> pl.Expr:
 def _set_or_null(value: pl.Expr) -> pl.Expr:
     text = value.cast(pl.Utf8)
     return pl.when(text != "").then(text)
-
-
-_JSON_SPECIAL = ["\\", '"', *[chr(i) for i in range(32)]]
-_JSON_ESCAPED = ["\\\\", '\\"', *[f"\\u{i:04x}" for i in range(32)]]
-
-
-def json_string(expr: pl.Expr) -> pl.Expr:
-    """Text as a quoted JSON string (null stays null); only texts with a quote, backslash or control character
-    are escaped."""
-    escaped = (
-        pl.when(expr.str.contains(r'["\\\x00-\x1f]'))
-        .then(expr.str.replace_many(_JSON_SPECIAL, _JSON_ESCAPED))
-        .otherwise(expr)
-    )
-    return pl.concat_str([pl.lit('"'), escaped, pl.lit('"')])
-
-
-def parameters_json(column: str, keys: list[str]) -> pl.Expr:
-    """`"Parameters":{...}` with the set keys of the struct `column` (fields `keys`), or null when none is set."""
-    if not keys:
-        return pl.lit(None, dtype=pl.Utf8)
-    members = pl.concat_str(
-        [
-            pl.concat_str([pl.lit(orjson.dumps(key).decode() + ":"), json_string(pl.col(column).struct.field(key))])
-            for key in keys
-        ],
-        separator=",",
-        ignore_nulls=True,
-    )
-    return pl.when(members != "").then(pl.concat_str([pl.lit('"Parameters":{'), members, pl.lit("}")]))
 
 
 def map_columns(columns: pl.LazyFrame) -> pl.LazyFrame:
@@ -383,52 +352,57 @@ def _struct_fields(frame: pl.DataFrame, column: str) -> list[str]:
     return [f.name for f in dtype.fields] if isinstance(dtype, pl.Struct) else []
 
 
+def _set_pairs(column: str, keys: list[str]) -> pl.Expr:
+    """The set keys of the Parameters struct `column` as a list of {key, value} (an empty list when none)."""
+    if not keys:
+        return pl.lit([], dtype=pl.List(pl.Struct({"key": pl.Utf8, "value": pl.Utf8})))
+    pairs = [pl.struct(pl.lit(k).alias("key"), pl.col(column).struct.field(k).alias("value")) for k in keys]
+    # A fixed-width array first: `concat_list` of structs is many times slower on millions of rows.
+    return pl.concat_arr(pairs).arr.to_list().list.filter(pl.element().struct.field("value").is_not_null())
+
+
 def table_inputs(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame:
     """One row per asset with `table_input`: the Glue TableInput as canonical JSON text.
 
-    The text is assembled from the columns' values (no null members, Parameters as objects, columns in
-    definition order), so equal definitions always give equal text and the content hash depends only on what
-    is written. Names and types are Glue-safe already (the limit checks ran before); free text is escaped.
+    Parameters appear as a list of the keys that are set (`{"key", "value"}` pairs, turned into an object by the
+    writer), so equal definitions give equal text whatever other keys the rules know; columns are in definition
+    order.
     """
     column_keys, table_keys = _struct_fields(columns, "parameters"), _struct_fields(assets, "parameters")
-
-    def member(key: str, value: pl.Expr) -> pl.Expr:
-        return pl.concat_str([pl.lit(f'"{key}":'), value])
-
-    column_json = pl.concat_str(
-        [
-            member("Name", json_string(pl.col("glue_column"))),
-            member("Type", json_string(pl.col("glue_type"))),
-            member("Comment", json_string(pl.col("comment"))),
-            parameters_json("parameters", column_keys),
-        ],
-        separator=",",
-        ignore_nulls=True,
-    )
+    column_json = pl.struct(
+        pl.col("glue_column").alias("Name"),
+        pl.col("glue_type").alias("Type"),
+        pl.col("comment").alias("Comment"),
+        _set_pairs("parameters", column_keys).alias("Parameters"),
+    ).struct.json_encode()
+    # Columns arrive in definition order per asset (the reader's order, which rules keep); sorting within
+    # each group by ordinal guards that without sorting the whole frame.
     glue_columns = (
         columns.lazy()
-        .sort("space", "name", "ordinal")
+        .select("space", "name", "ordinal", _column=column_json)
         .group_by("space", "name", maintain_order=True)
-        .agg(_columns=pl.concat_str([pl.lit("{"), column_json, pl.lit("}")]).str.join(","))
+        .agg(_columns=pl.col("_column").sort_by("ordinal").str.join(","))
     )
-    table_json = pl.concat_str(
-        [
-            member("Name", json_string(pl.col("glue_table"))),
-            member("Description", json_string(pl.col("glue_description"))),
-            pl.lit('"TableType":"EXTERNAL_TABLE"'),
-            parameters_json("parameters", table_keys),
-            pl.concat_str(
-                [pl.lit('"StorageDescriptor":{"Columns":['), pl.col("_columns").fill_null(""), pl.lit("]}")]
-            ),
-        ],
-        separator=",",
-        ignore_nulls=True,
-    )
+    head = pl.struct(
+        pl.col("glue_table").alias("Name"),
+        pl.col("glue_description").alias("Description"),
+        pl.lit("EXTERNAL_TABLE").alias("TableType"),
+        _set_pairs("parameters", table_keys).alias("Parameters"),
+    ).struct.json_encode()
     keys = ["space", "name"]
     found = assets.lazy().select(keys).join(glue_columns, on=keys, how="left", maintain_order="left")
     return (
         pl.concat([assets.lazy(), found.select("_columns")], how="horizontal")
-        .with_columns(table_input=pl.concat_str([pl.lit("{"), table_json, pl.lit("}")]))
+        .with_columns(
+            table_input=pl.concat_str(
+                [
+                    head.str.strip_suffix("}"),
+                    pl.lit(',"StorageDescriptor":{"Columns":['),
+                    pl.col("_columns").fill_null(""),
+                    pl.lit("]}}"),
+                ]
+            )
+        )
         .drop("_columns")
         .collect()
     )

@@ -1,7 +1,7 @@
-"""Glue's limits as Polars expressions: rows that break one are quarantined, not sent.
+"""Glue's limits as pandera schemas over Polars expressions: rows that break one are quarantined, not sent.
 
-Each check is `(name, ok_expression, message)`. The same expressions back the pandera schemas
-`GLUE_TABLE_SCHEMA` / `GLUE_COLUMN_SCHEMA`, which the frames must pass once quarantined rows are removed.
+Each check is `(name, ok_expression, message, hint)`; the pandera schemas `GLUE_TABLE_SCHEMA` /
+`GLUE_COLUMN_SCHEMA` run them, and their failure cases (check and row) are the quarantine.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ TABLE_CHECKS = (
     ),
     LimitCheck(
         "unique_table",
-        pl.len().over("glue_database", "glue_table") == 1,
+        ~pl.struct("glue_database", "glue_table").is_duplicated(),
         "another asset maps to the same Glue table",
         "Give one of the assets another name with a naming rule.",
     ),
@@ -104,33 +104,48 @@ COLUMN_CHECKS = (
     ),
     LimitCheck(
         "unique_column",
-        pl.len().over("space", "name", "glue_column") == 1,
+        ~pl.struct("space", "name", "glue_column").is_duplicated(),
         "two columns of the table have the same Glue name",
         "Rename one of the columns with a naming rule.",
     ),
 )
 
 
-def _violations(frame: pl.DataFrame, checks: tuple[LimitCheck, ...], keys: list[str]) -> pl.DataFrame:
-    flags = frame.select(*keys, *[(~c.ok.fill_null(False)).alias(c.name) for c in checks])
-    names = [c.name for c in checks]
-    found = flags.filter(pl.any_horizontal(names))
-    if found.is_empty():
-        return pl.DataFrame(schema={"space": pl.Utf8, "name": pl.Utf8, "check": pl.Utf8, "subject": pl.Utf8})
-    subject = pl.col("column") if "column" in keys else pl.lit(None, dtype=pl.Utf8)
-    return (
-        found.unpivot(index=keys, on=names, variable_name="check", value_name="failed")
-        .filter(pl.col("failed"))
-        .select("space", "name", "check", subject.alias("subject"))
-    )
+_VIOLATION_SCHEMA = {"space": pl.Utf8, "name": pl.Utf8, "check": pl.Utf8, "subject": pl.Utf8}
+
+
+def _violations(
+    frame: pl.DataFrame, schema: pa.DataFrameSchema, checks: tuple[LimitCheck, ...], keys: list[str]
+) -> pl.DataFrame:
+    """Validate `frame` with the pandera `schema` (every check, one pass each) and turn its failure cases into
+    one row per broken check and row."""
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        if cases["index"].null_count() or cases["check_number"].null_count():
+            raise  # not a limit check (a missing column or a wrong type): a defect, not data to quarantine
+        names = pl.Series([c.name for c in checks], dtype=pl.Utf8)
+        rows = cases.select(pl.col("index").cast(pl.UInt32), pl.col("check_number").cast(pl.UInt32))
+        subject = pl.col("column") if "column" in keys else pl.lit(None, dtype=pl.Utf8)
+        return (
+            frame.select(*keys)[rows["index"]]
+            .select("space", "name", subject.alias("subject"))
+            .with_columns(check=names.gather(rows["check_number"]))
+            .select(list(_VIOLATION_SCHEMA))
+        )
+    return pl.DataFrame(schema=_VIOLATION_SCHEMA)
 
 
 def find_violations(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame:
-    """One row per broken limit: `space`, `name`, `check`, `subject` (column name or null), `message`, `hint`."""
+    """Validate the mapped frames against Glue's limits with the pandera schemas.
+
+    One row per broken limit: `space`, `name`, `check`, `subject` (column name or null), `message`, `hint`.
+    """
     both = pl.concat(
         [
-            _violations(assets, TABLE_CHECKS, ["space", "name"]),
-            _violations(columns, COLUMN_CHECKS, ["space", "name", "column"]),
+            _violations(assets, GLUE_TABLE_SCHEMA, TABLE_CHECKS, ["space", "name"]),
+            _violations(columns, GLUE_COLUMN_SCHEMA, COLUMN_CHECKS, ["space", "name", "column"]),
         ]
     )
     catalog = pl.DataFrame(
