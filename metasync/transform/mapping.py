@@ -343,8 +343,9 @@ def finish_text(assets: pl.LazyFrame, columns: pl.LazyFrame) -> tuple[pl.LazyFra
     return assets, columns
 
 
-def _struct_fields(frame: pl.DataFrame, column: str) -> list[str]:
-    dtype = frame.schema.get(column)
+def parameter_keys(frame: pl.DataFrame | pl.LazyFrame) -> list[str]:
+    """The Parameters keys (fields of the `parameters` struct) of a frame; none when it has no Parameters."""
+    dtype = frame.collect_schema().get("parameters")
     return [f.name for f in dtype.fields] if isinstance(dtype, pl.Struct) else []
 
 
@@ -364,7 +365,7 @@ def table_inputs(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame:
     writer), so equal definitions give equal text whatever other keys the rules know; columns are in definition
     order.
     """
-    column_keys, table_keys = _struct_fields(columns, "parameters"), _struct_fields(assets, "parameters")
+    column_keys, table_keys = parameter_keys(columns), parameter_keys(assets)
     glue_columns = (
         columns.lazy()
         .select(

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from metasync.errors import RuleError
 from metasync.models import ASSET_KINDS
+from metasync.transform.mapping import parameter_keys
 
 # Parameters are a struct with one text field per key (null: not set); its fields depend on the rules.
 PARAMETERS_DTYPE = pl.Struct({})
@@ -738,12 +739,6 @@ def _asset_step(
 
 def _field_names(templates: Iterable[Template]) -> set[str]:
     return {f for t in templates for f in t.fields if f != "env" and not f.startswith("asset_")}
-
-
-def parameter_keys(frame: pl.LazyFrame) -> list[str]:
-    """The Parameters keys (struct fields) of a frame."""
-    dtype = frame.collect_schema()["parameters"]
-    return [f.name for f in dtype.fields] if isinstance(dtype, pl.Struct) else []
 
 
 def parameter_update(pairs: Mapping[str, pl.Expr | Callable[[list[str]], pl.Expr]]) -> FrameUpdate:
