@@ -6,7 +6,6 @@ from typing import Any
 
 import polars as pl
 import pytest
-
 from param_cells import parameters_series
 
 from metasync.transform.rules import ASSET_FIELDS, COLUMN_FIELDS

@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
+from param_cells import set_parameters
 
 import metasync
 from metasync.config import load_config
@@ -65,7 +66,7 @@ def plan_of(config_file: Path, env: str) -> metasync.SyncResult:
 
 def table_params(result: metasync.SyncResult, name: str) -> dict[str, str]:
     cell = result.assets.filter(pl.col("name") == name)["parameters"][0]
-    return {k: v for k, v in cell.items() if v is not None}
+    return set_parameters(cell)
 
 
 def test_three_environments_give_three_plans(config_file: Path):

@@ -7,6 +7,7 @@ from typing import Any
 import polars as pl
 import pytest
 from param_cells import parameters_series
+from param_cells import set_parameters as params
 from pydantic import TypeAdapter, ValidationError
 
 from metasync.errors import RuleError
@@ -29,11 +30,6 @@ def col_of(frame: pl.DataFrame, name: str, field: str, column: str | None = None
         rows = rows.filter(pl.col("column") == column)
     assert rows.height == 1
     return rows[field][0]
-
-
-def params(value: dict[str, str | None] | None) -> dict[str, str]:
-    """The Parameters that are set in one struct cell."""
-    return {k: v for k, v in (value or {}).items() if v is not None}
 
 
 # ------------------------------------------------------------------ scope

@@ -7,6 +7,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from param_cells import set_parameters as params
 
 import metasync
 
@@ -51,10 +52,6 @@ def plans(corpus_path: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     return plan(corpus_path, tmp_path_factory.mktemp("plain"), []), plan(
         corpus_path, tmp_path_factory.mktemp("rules"), RULES
     )
-
-
-def params(cell: dict[str, str | None] | None) -> dict[str, str]:
-    return {k: v for k, v in (cell or {}).items() if v is not None}
 
 
 def test_scope_drops_text_entities_and_their_columns(plans):
