@@ -143,15 +143,17 @@ def text_digests(texts: pl.Series) -> pl.Series:
 def _texts(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.Series:
     """For each asset, the same text `_text_of` reads back from the table written for it."""
     keys = ["space", "name"]
+    # Grouped in frame order with a sort by ordinal inside each group, like the TableInput's columns: sorting
+    # millions of columns by their string keys first costs far more.
     comments = (
         columns.lazy()
-        .sort(*keys, "ordinal")
-        .group_by(keys, maintain_order=True)
-        .agg(
-            _comments=pl.concat_str(
-                [pl.col("glue_column"), pl.col("comment").fill_null("")], separator="="
-            ).str.join("\x1e")
+        .select(
+            *keys,
+            "ordinal",
+            _comment=pl.concat_str([pl.col("glue_column"), pl.col("comment").fill_null("")], separator="="),
         )
+        .group_by(keys, maintain_order=True)
+        .agg(_comments=pl.col("_comment").sort_by("ordinal").str.join("\x1e"))
     )
     return (
         lookup(assets.lazy().select(*keys, "glue_description"), comments, keys, ["_comments"])
