@@ -29,6 +29,11 @@ class CsnSourceConfig(_Strict):
     space: str | None = Field(default=None, description="space of files directly under `path`")
     skip_invalid: bool = Field(default=False, description="skip unreadable files instead of stopping")
     language: str = Field(default="en", description="language used to resolve {i18n>KEY} labels")
+    read_in_subprocess: Literal["auto"] | bool = Field(
+        default="auto",
+        description="read in a child process, which returns the parsing memory to the system when it ends; "
+        "`auto`: when the files hold more than 64 MiB",
+    )
 
     @field_validator("space")
     @classmethod

@@ -12,11 +12,14 @@ from metasync.targets.base import TargetState
 
 def content_hashes(table_inputs: pl.Series) -> pl.Series:
     """SHA-256 of each canonical TableInput JSON text: the `metasync:hash` written with the table."""
-    return pl.Series(
-        "hash",
-        [hashlib.sha256(text.encode("utf-8")).hexdigest() for text in table_inputs.to_list()],
-        dtype=pl.Utf8,
-    )
+    # In slices: the texts of 100,000 tables as Python strings at once would be as large as the column itself.
+    step = 10_000
+    digests = [
+        hashlib.sha256(text.encode("utf-8")).hexdigest()
+        for start in range(0, table_inputs.len(), step)
+        for text in table_inputs.slice(start, step).to_list()
+    ]
+    return pl.Series("hash", digests, dtype=pl.Utf8)
 
 
 def current_tables(state: TargetState) -> pl.DataFrame:

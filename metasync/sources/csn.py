@@ -961,6 +961,10 @@ class CsnSource:
             )
         return found
 
+    def total_bytes(self) -> int:
+        """The size of all candidate files."""
+        return sum(file.path.stat().st_size for file in self.files())
+
     def _load(self, file: _File) -> Any:
         try:
             raw = file.path.read_bytes()

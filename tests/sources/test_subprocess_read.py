@@ -1,0 +1,104 @@
+"""Reading the CSN source in a child process gives what the in-process read gives, errors included."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from metasync.config import CsnSourceConfig
+from metasync.errors import ConfigError, SourceError
+from metasync.sources.csn import CsnSource
+from metasync.sources.subprocess_read import AUTO_THRESHOLD_BYTES, read_in_subprocess, wants_subprocess
+
+EXPORTS = Path(__file__).resolve().parents[2] / "examples" / "exports"
+
+
+def both_ways(config: CsnSourceConfig) -> tuple:
+    return CsnSource(config).read(), read_in_subprocess(config)
+
+
+def assert_same(here, there) -> None:
+    for name in ("assets", "columns", "edges", "column_lineage"):
+        mine, theirs = getattr(here, name), getattr(there, name)
+        assert mine.schema == theirs.schema, name
+        assert mine.equals(theirs, null_equal=True), name
+    assert here.events == there.events
+    assert here.incomplete == there.incomplete
+
+
+def test_the_example_export_reads_the_same_in_a_child_process() -> None:
+    here, there = both_ways(CsnSourceConfig(path=EXPORTS))
+    assert here.assets.height > 0 and here.columns.height > 0
+    assert_same(here, there)
+
+
+def test_the_corpus_reads_the_same_in_a_child_process(corpus_path: Path) -> None:
+    here, there = both_ways(CsnSourceConfig(path=corpus_path, space="CORPUS"))
+    assert here.events, "the corpus yields events (i18n bundles, space definitions)"
+    assert_same(here, there)
+
+
+def test_skipped_files_and_their_events_come_back_from_the_child(tmp_path: Path) -> None:
+    source = tmp_path / "src" / "SALES"
+    shutil.copytree(EXPORTS / "SALES", source)
+    (source / "broken.json").write_text('{"definitions": {')
+    here, there = both_ways(CsnSourceConfig(path=tmp_path / "src", skip_invalid=True))
+    assert there.incomplete and any(e.event == "file_skipped" for e in there.events)
+    assert_same(here, there)
+
+
+def test_the_childs_source_error_is_raised_in_the_caller(tmp_path: Path) -> None:
+    (tmp_path / "SALES").mkdir()
+    (tmp_path / "SALES" / "broken.json").write_text('{"definitions": {')
+    with pytest.raises(SourceError, match=r"broken\.json is not valid JSON: .* at line 1, column \d+") as info:
+        read_in_subprocess(CsnSourceConfig(path=tmp_path))
+    assert "skip_invalid" in (info.value.hint or "")
+
+
+def test_the_childs_config_error_keeps_its_type(tmp_path: Path) -> None:
+    shutil.copy(EXPORTS / "SALES" / "sales_tables.json", tmp_path / "loose.json")
+    with pytest.raises(ConfigError, match="source.space is required"):
+        read_in_subprocess(CsnSourceConfig(path=tmp_path))
+
+
+def test_a_child_that_dies_is_a_source_error_naming_its_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "executable", shutil.which("false") or "/bin/false")
+    with pytest.raises(SourceError, match=r"in a child process failed \(exit code 1"):
+        read_in_subprocess(CsnSourceConfig(path=EXPORTS))
+
+
+def test_auto_reads_in_a_child_only_above_the_threshold() -> None:
+    auto = CsnSourceConfig(path=EXPORTS)
+    assert not wants_subprocess(auto, AUTO_THRESHOLD_BYTES)
+    assert wants_subprocess(auto, AUTO_THRESHOLD_BYTES + 1)
+    assert wants_subprocess(CsnSourceConfig(path=EXPORTS, read_in_subprocess=True), 0)
+    assert not wants_subprocess(CsnSourceConfig(path=EXPORTS, read_in_subprocess=False), 10 * AUTO_THRESHOLD_BYTES)
+
+
+def test_a_script_without_a_main_guard_can_read_in_a_child_process(tmp_path: Path) -> None:
+    """The child is a fresh interpreter, so the caller's script is not imported again."""
+    shutil.copytree(EXPORTS, tmp_path / "exports")
+    script = tmp_path / "plan_it.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import metasync
+            result = metasync.plan({{
+                "source": {{"kind": "csn", "path": {str(tmp_path / "exports")!r}, "read_in_subprocess": True}},
+                "target": {{"kind": "local", "path": {str(tmp_path / "catalog")!r}}},
+                "audit": {{"dir": {str(tmp_path / "audit")!r}}},
+            }})
+            print("assets", result.summary["counts"]["assets"])
+            """
+        )
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    expected = CsnSource(CsnSourceConfig(path=EXPORTS)).read().assets.height
+    assert done.stdout.split() == ["assets", str(expected)]
+
