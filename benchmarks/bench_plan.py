@@ -2,9 +2,11 @@
 
 For each size it (1) generates the tenant under `benchmarks/data/` unless it exists, (2) times a minimal
 orjson read of the same files that walks definitions and elements (the floor), (3) times the full
-`metasync plan` (read → rules → validate → diff → plan) as a subprocess, (4) times the transform + validate
-stage of metasync against `baseline.py` on the same source frames and checks that both give the same result.
-Each measurement runs in its own process; peak memory is that process's maximum resident set size.
+`metasync plan` (read → rules → validate → diff → plan) as a subprocess, once as configured (`auto`: the CSN
+is read in a child process above 64 MiB) and once reading in the main process, (4) times the transform +
+validate stage of metasync against `baseline.py` on the same source frames and checks that both give the same
+result. Each measurement runs in its own process; peak memory is the largest sum of the proportional set sizes
+of that process and the processes it starts.
 
     python benchmarks/bench_plan.py --sizes 10000 100000
 """
@@ -17,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -74,10 +77,10 @@ def tenant(size: int) -> Path:
     return folder
 
 
-def write_config(size: int, folder: Path) -> Path:
-    path = DATA / f"bench_{size}.yaml"
+def write_config(size: int, folder: Path, read_in_subprocess: str | bool = "auto") -> Path:
+    path = DATA / (f"bench_{size}.yaml" if read_in_subprocess == "auto" else f"bench_{size}_in_process.yaml")
     config = {
-        "source": {"kind": "csn", "path": str(folder)},
+        "source": {"kind": "csn", "path": str(folder), "read_in_subprocess": read_in_subprocess},
         "target": {"kind": "local", "path": str(OUT / f"catalog_{size}")},
         "audit": {"dir": str(OUT / "audit")},
         "environments": {"dev": {}, ENV: {}},
@@ -87,21 +90,60 @@ def write_config(size: int, folder: Path) -> Path:
     return path
 
 
+def _process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (from /proc)."""
+    found = [pid]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                for child in children.read().split():
+                    found += _process_tree(int(child))
+    except OSError:  # gone meanwhile
+        pass
+    return found
+
+
+def _pss_kib(pid: int) -> int:
+    """Proportional set size of a process: its private memory plus its share of pages shared with others."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def run_measured(argv: list[str]) -> dict[str, Any]:
-    """Run a command as a child, waiting with wait4 to get exactly that child's peak memory."""
+    """Run a command as a child process; its wall time, exit code and peak memory.
+
+    `peak_mib` is the largest sum of the proportional set sizes of the command and every process it started,
+    sampled every 50 ms, so a reader child counts while it runs (a spike shorter than that can be missed).
+    """
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out_chunks = proc.stdout.read() if proc.stdout else b""
-    err_chunks = proc.stderr.read() if proc.stderr else b""
-    _, status, usage = os.wait4(proc.pid, 0)
+    peak = 0
+    finished = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not finished.is_set():
+            peak = max(peak, sum(_pss_kib(p) for p in _process_tree(proc.pid)))
+            finished.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
     wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    finished.set()
+    sampler.join()
     return {
         "wall_s": round(wall, 3),
         "rc": proc.returncode,
-        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
-        "stdout": out_chunks.decode(),
-        "stderr": err_chunks.decode()[-2000:],
+        "peak_mib": round(peak / 1024, 1),
+        "stdout": out.decode(),
+        "stderr": err.decode()[-2000:],
     }
 
 
@@ -185,6 +227,10 @@ def bench(size: int) -> dict[str, Any]:
     floor_run = run_measured([*me, "floor", str(folder)])
     metasync = shutil.which("metasync") or "metasync"
     plan_run = run_measured([metasync, "plan", "-c", str(config), "--env", ENV])
+    # The same plan reading the CSN in the main process (what `auto` does below 64 MiB of CSN).
+    in_process = write_config(size, folder, read_in_subprocess=False)
+    shutil.rmtree(OUT / f"catalog_{size}", ignore_errors=True)
+    in_process_run = run_measured([metasync, "plan", "-c", str(in_process), "--env", ENV])
     stage_run = run_measured([*me, "stage", str(config)])
     counts = orjson.loads((folder / ".complete").read_text())
     result = {
@@ -193,6 +239,7 @@ def bench(size: int) -> dict[str, Any]:
         "floor": {k: v for k, v in floor_run.items() if k != "stderr"}
         | {"walk": orjson.loads(floor_run["stdout"])},
         "plan": {k: v for k, v in plan_run.items() if k not in ("stdout",)},
+        "plan_in_process": {k: v for k, v in in_process_run.items() if k not in ("stdout",)},
         "stage": orjson.loads(stage_run["stdout"])
         if stage_run["rc"] == 0
         else {"error": stage_run["stderr"]},
@@ -205,15 +252,17 @@ def bench(size: int) -> dict[str, Any]:
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
         "| assets | columns | CSN MiB | floor s | plan s | plan / floor | plan exit | plan peak MiB "
+        "| read in-process: plan s | peak MiB "
         "| transform+validate s | per-object baseline s | speed-up | same result |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         s = r["stage"]
         lines.append(
             f"| {r['tenant']['assets']:,} | {r['tenant']['columns']:,} | {r['tenant']['bytes'] / 2**20:,.0f} "
             f"| {r['floor']['wall_s']:.2f} | {r['plan']['wall_s']:.2f} | {r['plan_over_floor']:.1f}× "
-            f"| {r['plan']['rc']} | {r['plan']['peak_rss_mib']:,.0f} "
+            f"| {r['plan']['rc']} | {r['plan']['peak_mib']:,.0f} "
+            f"| {r['plan_in_process']['wall_s']:.2f} | {r['plan_in_process']['peak_mib']:,.0f} "
             f"| {s.get('vectorised_s', float('nan')):.2f} | {s.get('baseline_s', float('nan')):.2f} "
             f"| {s.get('speedup', float('nan')):.0f}× "
             f"| assets {s.get('assets_agree', 0):.2%}, columns {s.get('columns_agree', 0):.2%} |"
