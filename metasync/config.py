@@ -31,8 +31,8 @@ class CsnSourceConfig(_Strict):
     language: str = Field(default="en", description="language used to resolve {i18n>KEY} labels")
     read_in_subprocess: Literal["auto"] | bool = Field(
         default="auto",
-        description="read in a child process, which returns the parsing memory to the system when it ends; "
-        "`auto`: when the files hold more than 64 MiB",
+        description="read in child processes (one per core, by space folder), which return the parsing memory "
+        "to the system when they end; `auto`: when the files hold more than 64 MiB",
     )
 
     @field_validator("space")

@@ -95,7 +95,7 @@ def make_target(config: Config) -> Target:
 def read_source(config: Config) -> SourceFrames:
     """Read the configured source into frames (run-level problems raise).
 
-    Large CSN sources are read in a child process (see `metasync.sources.subprocess_read`).
+    Large CSN sources are read in child processes (see `metasync.sources.subprocess_read`).
     """
     source = make_source(config)
     if isinstance(config.source, CsnSourceConfig):

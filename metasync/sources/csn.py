@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import repeat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import polars as pl
@@ -285,20 +285,75 @@ def _asset_kind(definition: dict[str, Any], pattern: str | None, in_business_lay
     return "table"
 
 
+@dataclass
+class PartFrames:
+    """What the reader makes of one part of a source, before the steps that need the whole source.
+
+    A source read in parts (several processes, each a group of space folders) is finished once over all parts
+    by `finish`; a part that needs another one (a type defined elsewhere) is flagged `unresolved_types`.
+    """
+
+    assets: pl.DataFrame  # duplicates within the part collapsed, with `conflict_files`
+    columns: pl.DataFrame  # declared and resolved types; typeless columns not yet inferred
+    edges: pl.DataFrame  # data-flow edges from definitions and business layers
+    relationships: pl.DataFrame  # association, text and foreign-key edges (text not yet classified)
+    flows: pl.DataFrame  # edges from Datasphere flows
+    column_lineage: pl.DataFrame
+    events: list[Event] = field(default_factory=list)  # the reader's events
+    file_events: list[Event] = field(default_factory=list)  # events about files (skipped, not CSN, ...)
+    incomplete: bool = False
+    unresolved_types: bool = False
+
+    FRAMES: ClassVar[tuple[str, ...]] = (
+        "assets",
+        "columns",
+        "edges",
+        "relationships",
+        "flows",
+        "column_lineage",
+    )
+
+
 def read_documents(docs: Iterable[CsnDocument], *, language: str = "en") -> SourceFrames:
     """Read CSN documents into validated frames; identical duplicates collapse, differing ones are flagged.
 
     Documents holding Datasphere flows contribute only their `flow` edges (flows are not entities).
     """
+    return finish([read_part(docs, language=language)])
+
+
+def read_part(docs: Iterable[CsnDocument], *, language: str = "en") -> PartFrames:
+    """The reader's work on one part of a source (see `PartFrames`)."""
     docs = list(docs)
     with gc_paused():
         prepared = [_prepare(doc, language) for doc in docs if not is_flow_document(doc.payload)]
-        frames = _walk(prepared)
-    flows = flow_edges((doc.space or "", doc.payload) for doc in docs if is_flow_document(doc.payload))
+        part = _walk(prepared)
+    part.flows = flow_edges((doc.space or "", doc.payload) for doc in docs if is_flow_document(doc.payload))
+    return part
+
+
+def finish(parts: list[PartFrames]) -> SourceFrames:
+    """The whole source from its parts: text edges classified, types inferred along the column lineage across
+    parts, frames validated. Events: every part's file events, then the reader's, then the inference's."""
+    assets = pl.concat([p.assets for p in parts])
+    lineage = pl.concat([p.column_lineage for p in parts]).unique(maintain_order=True)
+    edges = pl.concat([p.edges for p in parts] + [p.relationships for p in parts])
+    edges = _classify_text_edges(edges.unique(maintain_order=True), assets)
+    columns, fallback_events = infer_types_along_lineage(pl.concat([p.columns for p in parts]), lineage)
+    flows = pl.concat([p.flows for p in parts], how="diagonal_relaxed")
     if flows.height:
-        frames.edges = pl.concat([frames.edges, flows], how="diagonal_relaxed").unique(maintain_order=True)
-        frames.validate()
-    return frames
+        edges = pl.concat([edges, flows], how="diagonal_relaxed").unique(maintain_order=True)
+    frames = SourceFrames(
+        assets=assets,
+        columns=columns,
+        edges=edges,
+        column_lineage=lineage,
+        events=[e for p in parts for e in p.file_events]
+        + [e for p in parts for e in p.events]
+        + fallback_events,
+        incomplete=any(p.incomplete for p in parts),
+    )
+    return frames.validate()
 
 
 def _prepare(document: CsnDocument, language: str) -> _Doc:
@@ -362,7 +417,7 @@ class _Elements:
         self.owner.extend(repeat(asset_row, len(elements)))
 
 
-def _walk(docs: list[_Doc]) -> SourceFrames:
+def _walk(docs: list[_Doc]) -> PartFrames:
     resolver = _TypeResolver(docs)
     events: list[Event] = []
     assets: dict[str, list[Any]] = {
@@ -391,13 +446,19 @@ def _walk(docs: list[_Doc]) -> SourceFrames:
     ] = []  # (column, upstream space, name, column, transform)
     lineage_owner: list[int] = []
 
-    def add_edge(src: tuple[str, str], dst: tuple[str, str], kind: str, via: str | None) -> None:
-        edges["source_space"].append(src[0])
-        edges["source_name"].append(src[1])
-        edges["target_space"].append(dst[0])
-        edges["target_name"].append(dst[1])
-        edges["kind"].append(kind)
-        edges["via"].append(via)
+    def add_edge(
+        src: tuple[str, str],
+        dst: tuple[str, str],
+        kind: str,
+        via: str | None,
+        into: dict[str, list[Any]] = edges,
+    ) -> None:
+        into["source_space"].append(src[0])
+        into["source_name"].append(src[1])
+        into["target_space"].append(dst[0])
+        into["target_name"].append(dst[1])
+        into["kind"].append(kind)
+        into["via"].append(via)
 
     for doc in docs:
         origin = doc.document.origin
@@ -485,26 +546,27 @@ def _walk(docs: list[_Doc]) -> SourceFrames:
     )
     column_frame, relationship_rows, element_events = _element_frame(elements, resolver, asset_frame, mixins)
     events.extend(element_events)
+    relationships: dict[str, list[Any]] = {k: [] for k in edges}
     for row in relationship_rows:
-        add_edge(*row)
-    edge_frame = pl.DataFrame(edges, schema={k: pl.Utf8 for k in edges})
+        add_edge(*row, into=relationships)
+    edge_schema = dict.fromkeys(edges, pl.Utf8)
+    edge_frame = pl.DataFrame(edges, schema=edge_schema)
+    relationship_frame = pl.DataFrame(relationships, schema=edge_schema)
     lineage_frame = _lineage_frame(lineage_rows, lineage_owner, asset_frame)
     asset_frame, column_frame, dup_events = _collapse_duplicates(
         asset_frame, column_frame, lambda row: _content_hash(*hashed[row], canonical=True)
     )
     events.extend(dup_events)
-    edge_frame = _classify_text_edges(edge_frame.unique(maintain_order=True), asset_frame)
-    lineage_frame = lineage_frame.unique(maintain_order=True)
-    column_frame, fallback_events = infer_types_along_lineage(column_frame, lineage_frame)
-    events.extend(fallback_events)
-    frames = SourceFrames(
+    return PartFrames(
         assets=asset_frame,
         columns=column_frame,
         edges=edge_frame,
+        relationships=relationship_frame,
+        flows=pl.DataFrame(schema=edge_schema),
         column_lineage=lineage_frame,
         events=events,
+        unresolved_types=any(e.event == "type_unresolved" for e in element_events),
     )
-    return frames.validate()
 
 
 def _lineage_frame(
@@ -979,12 +1041,16 @@ class CsnSource:
             ) from exc
 
     def read(self) -> SourceFrames:
+        return finish([self.read_part(self.files())])
+
+    def read_part(self, files: list[_File]) -> PartFrames:
+        """The reader's work on some of the files (all of one space folder belong to one part)."""
         events: list[Event] = []
         incomplete = False
         documents: list[CsnDocument] = []
         bundles: dict[Path, dict[str, Any]] = {}
         with gc_paused():
-            for file in self.files():
+            for file in files:
                 try:
                     payload = self._load(file)
                 except SourceError as exc:
@@ -1043,7 +1109,7 @@ class CsnSource:
             for document in documents:
                 folder = Path(document.origin).parent
                 document.i18n = bundles.get(folder) or bundles.get(folder / "_i18n")
-            frames = read_documents(documents, language=self.config.language)
-        frames.events[:0] = events
-        frames.incomplete = frames.incomplete or incomplete
-        return frames
+            part = read_part(documents, language=self.config.language)
+        part.file_events = events
+        part.incomplete = incomplete
+        return part

@@ -1,13 +1,17 @@
-"""Reading a large CSN source in a child process.
+"""Reading a large CSN source in child processes, one per core, each over a group of space folders.
 
 Parsing a whole tenant builds millions of short-lived Python objects. Once freed, that memory stays with the
-process (fragmented small-object arenas), and the stages after the read allocate on top of it. Reading in a
-child process that writes the frames as Arrow IPC files and exits returns all of it to the system: the run then
-holds only the frames, which it maps from those files.
+process (fragmented small-object arenas), and the stages after the read would allocate on top of it. Children
+that read, write their frames as Arrow IPC files and exit return all of it to the system, and they parse on
+every core at once. The caller finishes the parts together (`csn.finish`: text edges, type inference along the
+column lineage, validation), so the result is the one reading in-process gives. When the parts depend on each
+other (a type defined in another part, an object defined in two parts), the source is read again by one child.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
 import subprocess
 import sys
@@ -21,54 +25,80 @@ import polars as pl
 from metasync.config import CsnSourceConfig
 from metasync.errors import MetasyncError, SourceError
 from metasync.models import SourceFrames
+from metasync.sources.csn import CsnSource, PartFrames, _File, finish
 
-FRAMES = ("assets", "columns", "edges", "column_lineage")
-# Below this much CSN, starting a process costs more than the memory it gives back.
+# Below this much CSN, starting processes costs more than the memory it gives back.
 AUTO_THRESHOLD_BYTES = 64 * 2**20
+MAX_PARTS = 8
 
 
 def wants_subprocess(config: CsnSourceConfig, total_bytes: int) -> bool:
-    """Whether to read in a child process: as configured, or for `auto` when the files are large."""
+    """Whether to read in child processes: as configured, or for `auto` when the files are large."""
     if config.read_in_subprocess == "auto":
         return total_bytes > AUTO_THRESHOLD_BYTES
     return bool(config.read_in_subprocess)
 
 
-def _child(folder: Path) -> None:
-    """Read the source configured in `folder` and leave the frames and a pickled outcome there (the child)."""
-    from metasync.sources.csn import CsnSource
+def partition(files: list[_File], root: Path, parts: int) -> list[list[_File]]:
+    """Split the files, in order, into at most `parts` groups of about equal size; the files of one top-level
+    folder (one space) always stay together."""
+    folders: dict[str, list[_File]] = {}
+    for file in files:
+        relative = file.path.relative_to(root).parts if file.path != root else ()
+        folders.setdefault(relative[0] if len(relative) > 1 else "", []).append(file)
+    sizes = {key: sum(f.path.stat().st_size for f in group) for key, group in folders.items()}
+    target = sum(sizes.values()) / max(1, parts)
+    groups: list[list[_File]] = [[]]
+    filled = 0.0
+    for key, group in folders.items():
+        if groups[-1] and filled >= target * len(groups) and len(groups) < parts:
+            groups.append([])
+        groups[-1].extend(group)
+        filled += sizes[key]
+    return groups
 
+
+def _child(folder: Path) -> None:
+    """Read the files listed in `folder` and leave the part's frames and a pickled outcome there (the child)."""
     outcome: dict[str, Any]
     try:
         config = CsnSourceConfig.model_validate_json((folder / "source.json").read_bytes())
-        frames = CsnSource(config).read()
-        for name in FRAMES:
-            getattr(frames, name).write_ipc(folder / f"{name}.arrow", compression="lz4")
-        outcome = {"events": frames.events, "incomplete": frames.incomplete}
+        files = [_File(Path(path), space) for path, space in json.loads((folder / "files.json").read_text())]
+        part = CsnSource(config).read_part(files)
+        for name in PartFrames.FRAMES:
+            getattr(part, name).write_ipc(folder / f"{name}.arrow", compression="lz4")
+        outcome = {
+            "events": part.events,
+            "file_events": part.file_events,
+            "incomplete": part.incomplete,
+            "unresolved_types": part.unresolved_types,
+        }
     except MetasyncError as exc:
         outcome = {"error": (type(exc), exc.message, exc.hint)}
-    except Exception:  # a defect: carried to the parent with its traceback
+    except Exception:  # a defect: carried to the caller with its traceback
         outcome = {"crash": traceback.format_exc()}
     (folder / "outcome.pickle").write_bytes(pickle.dumps(outcome))
 
 
-def read_in_subprocess(config: CsnSourceConfig) -> SourceFrames:
-    """`CsnSource(config).read()` in a child process; its errors are raised here as they would be in-process.
-
-    The child is a fresh interpreter running this module (not `multiprocessing`, which would import the
-    caller's main script again and fails for scripts without a `__main__` guard).
-    """
-    with tempfile.TemporaryDirectory(prefix="metasync-read-", ignore_cleanup_errors=True) as name:
-        folder = Path(name)
+def _read_parts(config: CsnSourceConfig, groups: list[list[_File]], workdir: Path) -> list[PartFrames]:
+    """Read each group in its own child process, all at once; the first group's error (in file order) is
+    raised as the in-process read would raise it."""
+    children = []
+    for index, group in enumerate(groups):
+        folder = workdir / f"part-{index}"
+        folder.mkdir(parents=True)
         (folder / "source.json").write_text(config.model_dump_json())
-        child = subprocess.run(
-            [sys.executable, "-m", __name__, str(folder)], stdin=subprocess.DEVNULL, check=False
-        )
+        (folder / "files.json").write_text(json.dumps([[str(f.path), f.space] for f in group]))
+        command = [sys.executable, "-m", __name__, str(folder)]
+        children.append((folder, subprocess.Popen(command, stdin=subprocess.DEVNULL)))
+    codes = [child.wait() for _, child in children]
+    parts = []
+    for (folder, _), code in zip(children, codes, strict=True):
         result = folder / "outcome.pickle"
-        if child.returncode != 0 or not result.exists():
+        if code != 0 or not result.exists():
             raise SourceError(
                 f"reading the CSN files under {config.path} in a child process failed "
-                f"(exit code {child.returncode}; a negative code is the signal that ended it).",
+                f"(exit code {code}; a negative code is the signal that ended it).",
                 hint="If the system ran out of memory, free some or read a part of the tenant at a time; "
                 "source.read_in_subprocess: false reads in the main process.",
             )
@@ -78,9 +108,44 @@ def read_in_subprocess(config: CsnSourceConfig) -> SourceFrames:
             raise kind(message, hint=hint)
         if "crash" in outcome:
             raise RuntimeError(f"the CSN reader failed in its child process:\n{outcome['crash']}")
-        # Compressed files are read into memory (not mapped), so removing the folder afterwards is safe.
-        frames = {name: pl.read_ipc(folder / f"{name}.arrow") for name in FRAMES}
-    return SourceFrames(**frames, events=outcome["events"], incomplete=outcome["incomplete"])
+        parts.append(_load_part(folder, outcome))
+    return parts
+
+
+def _load_part(folder: Path, outcome: dict[str, Any]) -> PartFrames:
+    """The part a child left in `folder`. Its files are compressed, so they are read into memory, not mapped:
+    the folder can be removed afterwards."""
+    frames: dict[str, Any] = {name: pl.read_ipc(folder / f"{name}.arrow") for name in PartFrames.FRAMES}
+    return PartFrames(**frames, **outcome)
+
+
+def _independent(parts: list[PartFrames]) -> bool:
+    """Whether the parts can be finished together: no type left to another part, no object in two parts."""
+    if len(parts) < 2:
+        return True
+    if any(part.unresolved_types for part in parts):
+        return False
+    ids = pl.concat([part.assets.select("space", "name") for part in parts])
+    return not ids.is_duplicated().any()
+
+
+def read_in_subprocess(config: CsnSourceConfig, *, parts: int | None = None) -> SourceFrames:
+    """`CsnSource(config).read()` in child processes (`parts` of them, default one per core); errors are
+    raised here as they would be in-process.
+
+    The children are fresh interpreters running this module (not `multiprocessing`, which would import the
+    caller's main script again and fails for scripts without a `__main__` guard).
+    """
+    source = CsnSource(config)
+    files = source.files()
+    count = min(parts or os.cpu_count() or 1, MAX_PARTS)
+    groups = partition(files, config.path, count) if files else [files]
+    with tempfile.TemporaryDirectory(prefix="metasync-read-", ignore_cleanup_errors=True) as name:
+        workdir = Path(name)
+        read = _read_parts(config, groups, workdir / "parts")
+        if not _independent(read):
+            read = _read_parts(config, [files], workdir / "whole")
+    return finish(read)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -13,13 +14,23 @@ import pytest
 from metasync.config import CsnSourceConfig
 from metasync.errors import ConfigError, SourceError
 from metasync.sources.csn import CsnSource
-from metasync.sources.subprocess_read import AUTO_THRESHOLD_BYTES, read_in_subprocess, wants_subprocess
+from metasync.sources.subprocess_read import (
+    AUTO_THRESHOLD_BYTES,
+    partition,
+    read_in_subprocess,
+    wants_subprocess,
+)
 
 EXPORTS = Path(__file__).resolve().parents[2] / "examples" / "exports"
 
 
-def both_ways(config: CsnSourceConfig) -> tuple:
-    return CsnSource(config).read(), read_in_subprocess(config)
+def both_ways(config: CsnSourceConfig, parts: int | None = None) -> tuple:
+    return CsnSource(config).read(), read_in_subprocess(config, parts=parts)
+
+
+def write_csn(path: Path, definitions: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"definitions": definitions}))
 
 
 def assert_same(here, there) -> None:
@@ -43,6 +54,55 @@ def test_the_corpus_reads_the_same_in_a_child_process(corpus_path: Path) -> None
     assert_same(here, there)
 
 
+def test_two_spaces_read_in_two_processes_give_the_in_process_result(tmp_path: Path) -> None:
+    for space in ("SALES", "MARKETING"):
+        shutil.copytree(EXPORTS / "SALES", tmp_path / space)
+    config = CsnSourceConfig(path=tmp_path)
+    assert [len(group) for group in partition(CsnSource(config).files(), tmp_path, 2)] == [3, 3]
+    here, there = both_ways(config, parts=2)
+    assert set(there.assets["space"]) == {"SALES", "MARKETING"}
+    assert_same(here, there)
+
+
+def test_a_type_defined_in_another_part_is_resolved_by_reading_the_whole_source(tmp_path: Path) -> None:
+    write_csn(
+        tmp_path / "A" / "types.json",
+        {"Amount": {"kind": "type", "type": "cds.Decimal", "precision": 15, "scale": 2}},
+    )
+    write_csn(tmp_path / "B" / "t.json", {"T": {"kind": "entity", "elements": {"x": {"type": "Amount"}}}})
+    here, there = both_ways(CsnSourceConfig(path=tmp_path), parts=2)
+    column = here.columns.row(0, named=True)
+    assert (column["source_type"], column["precision"], column["scale"]) == ("cds.Decimal", 15, 2)
+    assert_same(here, there)
+
+
+def test_an_object_defined_in_two_parts_is_a_conflict_as_in_process(tmp_path: Path) -> None:
+    table = {"kind": "entity", "elements": {"ID": {"type": "cds.Integer", "key": True}}}
+    write_csn(
+        tmp_path / "A" / "a.json",
+        {"B": {"kind": "context", "@DataWarehouse.space.name": "B"}, "B.X": table},
+    )
+    write_csn(tmp_path / "B" / "b.json", {"X": {**table, "@EndUserText.label": "another X"}})
+    here, there = both_ways(CsnSourceConfig(path=tmp_path), parts=2)
+    assert [e.event for e in here.events if e.event == "duplicate_conflict"] == ["duplicate_conflict"]
+    assert_same(here, there)
+
+
+def test_partition_keeps_file_order_and_space_folders_together(tmp_path: Path) -> None:
+    for space, size in (("A", 100), ("B", 10), ("C", 10), ("D", 100)):
+        for i in range(2):
+            (tmp_path / space).mkdir(exist_ok=True)
+            (tmp_path / space / f"{i}.json").write_text("x" * size)
+    files = CsnSource(CsnSourceConfig(path=tmp_path)).files()
+    groups = partition(files, tmp_path, 2)
+    assert [f for group in groups for f in group] == files
+    assert [sorted({f.space for f in group}) for group in groups] == [
+        ["A", "B"],
+        ["C", "D"],
+    ]  # 220 bytes each
+    assert partition(files, tmp_path, 8)[-1][-1] == files[-1] and len(partition(files, tmp_path, 8)) == 4
+
+
 def test_skipped_files_and_their_events_come_back_from_the_child(tmp_path: Path) -> None:
     source = tmp_path / "src" / "SALES"
     shutil.copytree(EXPORTS / "SALES", source)
@@ -55,7 +115,9 @@ def test_skipped_files_and_their_events_come_back_from_the_child(tmp_path: Path)
 def test_the_childs_source_error_is_raised_in_the_caller(tmp_path: Path) -> None:
     (tmp_path / "SALES").mkdir()
     (tmp_path / "SALES" / "broken.json").write_text('{"definitions": {')
-    with pytest.raises(SourceError, match=r"broken\.json is not valid JSON: .* at line 1, column \d+") as info:
+    with pytest.raises(
+        SourceError, match=r"broken\.json is not valid JSON: .* at line 1, column \d+"
+    ) as info:
         read_in_subprocess(CsnSourceConfig(path=tmp_path))
     assert "skip_invalid" in (info.value.hint or "")
 
@@ -77,7 +139,9 @@ def test_auto_reads_in_a_child_only_above_the_threshold() -> None:
     assert not wants_subprocess(auto, AUTO_THRESHOLD_BYTES)
     assert wants_subprocess(auto, AUTO_THRESHOLD_BYTES + 1)
     assert wants_subprocess(CsnSourceConfig(path=EXPORTS, read_in_subprocess=True), 0)
-    assert not wants_subprocess(CsnSourceConfig(path=EXPORTS, read_in_subprocess=False), 10 * AUTO_THRESHOLD_BYTES)
+    assert not wants_subprocess(
+        CsnSourceConfig(path=EXPORTS, read_in_subprocess=False), 10 * AUTO_THRESHOLD_BYTES
+    )
 
 
 def test_a_script_without_a_main_guard_can_read_in_a_child_process(tmp_path: Path) -> None:
@@ -97,8 +161,9 @@ def test_a_script_without_a_main_guard_can_read_in_a_child_process(tmp_path: Pat
             """
         )
     )
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     expected = CsnSource(CsnSourceConfig(path=EXPORTS)).read().assets.height
     assert done.stdout.split() == ["assets", str(expected)]
-
