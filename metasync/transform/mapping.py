@@ -312,7 +312,9 @@ def _dedupe(
 
 def _safe_names(frame: pl.DataFrame, column: str) -> pl.DataFrame:
     """Step 1 of the naming rule, computed once per distinct name (names repeat across tables)."""
-    distinct = frame.select(pl.col(column).unique()).with_columns(safe_name_expr(pl.col(column)).alias("_safe"))
+    distinct = frame.select(pl.col(column).unique()).with_columns(
+        safe_name_expr(pl.col(column)).alias("_safe")
+    )
     return frame.with_columns(
         pl.col(column).replace_strict(distinct[column], distinct["_safe"], return_dtype=pl.Utf8)
     )
@@ -366,39 +368,40 @@ def table_inputs(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame:
     order.
     """
     column_keys, table_keys = parameter_keys(columns), parameter_keys(assets)
+    column_json = pl.struct(
+        pl.col("glue_column").alias("Name"),
+        pl.col("glue_type").alias("Type"),
+        pl.col("comment").alias("Comment"),
+        _set_pairs("parameters", column_keys).alias("Parameters"),
+    ).struct.json_encode()
+    # Each column encoded once, then joined per table: encoding nested lists of column structs per table is
+    # slower. Columns arrive in definition order per asset (the reader's order, which rules keep); sorting
+    # within each group by ordinal guards that without sorting the whole frame.
     glue_columns = (
         columns.lazy()
-        .select(
-            "space",
-            "name",
-            "ordinal",
-            _column=pl.struct(
-                pl.col("glue_column").alias("Name"),
-                pl.col("glue_type").alias("Type"),
-                pl.col("comment").alias("Comment"),
-                _set_pairs("parameters", column_keys).alias("Parameters"),
-            ),
-        )
-        # Columns arrive in definition order per asset (the reader's order, which rules keep); sorting within
-        # each group by ordinal guards that without sorting the whole frame.
+        .select("space", "name", "ordinal", _column=column_json)
         .group_by("space", "name", maintain_order=True)
-        .agg(_columns=pl.col("_column").sort_by("ordinal"))
+        .agg(_columns=pl.col("_column").sort_by("ordinal").str.join(","))
     )
     keys = ["space", "name"]
     found = assets.lazy().select(keys).join(glue_columns, on=keys, how="left", maintain_order="left")
-    columns_dtype = found.collect_schema()["_columns"]
-    table = pl.struct(
+    head = pl.struct(
         pl.col("glue_table").alias("Name"),
         pl.col("glue_description").alias("Description"),
         pl.lit("EXTERNAL_TABLE").alias("TableType"),
         _set_pairs("parameters", table_keys).alias("Parameters"),
-        pl.struct(pl.col("_columns").fill_null(pl.lit([], dtype=columns_dtype)).alias("Columns")).alias(
-            "StorageDescriptor"
-        ),
+    ).struct.json_encode()
+    table_input = pl.concat_str(
+        [
+            head.str.head(-1),  # without its closing brace
+            pl.lit(',"StorageDescriptor":{"Columns":['),
+            pl.col("_columns").fill_null(""),
+            pl.lit("]}}"),
+        ]
     )
     return (
         pl.concat([assets.lazy(), found.select("_columns")], how="horizontal")
-        .with_columns(table_input=table.struct.json_encode())
+        .with_columns(table_input=table_input)
         .drop("_columns")
-        .collect()
+        .collect(engine="in-memory")  # the streaming engine took 0.4-0.9 s longer at 2 million columns
     )
