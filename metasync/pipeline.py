@@ -93,18 +93,8 @@ def make_target(config: Config) -> Target:
 
 # ------------------------------------------------------------------ stages
 def read_source(config: Config) -> SourceFrames:
-    """Read the configured source into frames (run-level problems raise).
-
-    Large CSN sources are read in child processes (see `metasync.sources.subprocess_read`).
-    """
-    source = make_source(config)
-    if isinstance(config.source, CsnSourceConfig):
-        from metasync.sources.csn import CsnSource
-        from metasync.sources.subprocess_read import read_in_subprocess, wants_subprocess
-
-        if isinstance(source, CsnSource) and wants_subprocess(config.source, source.total_bytes()):
-            return read_in_subprocess(config.source)
-    return source.read()
+    """Read the configured source into frames (run-level problems raise)."""
+    return make_source(config).read()
 
 
 def map_frames(

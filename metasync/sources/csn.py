@@ -962,7 +962,9 @@ def infer_types_along_lineage(
 
 # ------------------------------------------------------------------ files on disk
 @dataclass
-class _File:
+class CsnFile:
+    """A candidate CSN file and the space it belongs to."""
+
     path: Path
     space: str | None
 
@@ -995,7 +997,7 @@ class CsnSource:
     def describe(self) -> str:
         return f"CSN files under {self.config.path}"
 
-    def files(self) -> list[_File]:
+    def files(self) -> list[CsnFile]:
         """Every CSN candidate file with its space; raises when files directly under `path` have no space."""
         root = self.config.path
         if not root.exists():
@@ -1003,7 +1005,7 @@ class CsnSource:
                 f"source.path {root} does not exist.", hint="Point source.path at a CSN file or folder."
             )
         if root.is_file():
-            found = [_File(root, self.config.space)]
+            found = [CsnFile(root, self.config.space)]
         else:
             found = []
             for path in sorted(
@@ -1013,7 +1015,7 @@ class CsnSource:
                 if any(part.startswith(".") for part in relative.parts):
                     continue
                 space = relative.parts[0] if len(relative.parts) > 1 else self.config.space
-                found.append(_File(path, space))
+                found.append(CsnFile(path, space))
         missing = [f.path for f in found if f.space is None]
         if missing:
             raise ConfigError(
@@ -1023,11 +1025,7 @@ class CsnSource:
             )
         return found
 
-    def total_bytes(self) -> int:
-        """The size of all candidate files."""
-        return sum(file.path.stat().st_size for file in self.files())
-
-    def _load(self, file: _File) -> Any:
+    def _load(self, file: CsnFile) -> Any:
         try:
             raw = file.path.read_bytes()
         except OSError as exc:
@@ -1041,9 +1039,16 @@ class CsnSource:
             ) from exc
 
     def read(self) -> SourceFrames:
-        return finish([self.read_part(self.files())])
+        """All files into frames: in child processes when `read_in_subprocess` asks for it (see
+        `metasync.sources.subprocess_read`), else in this process."""
+        from metasync.sources.subprocess_read import read_in_subprocess, wants_subprocess
 
-    def read_part(self, files: list[_File]) -> PartFrames:
+        files = self.files()
+        if wants_subprocess(self.config, sum(file.path.stat().st_size for file in files)):
+            return read_in_subprocess(self.config, files)
+        return finish([self.read_part(files)])
+
+    def read_part(self, files: list[CsnFile]) -> PartFrames:
         """The reader's work on some of the files (all of one space folder belong to one part)."""
         events: list[Event] = []
         incomplete = False

@@ -25,7 +25,7 @@ import polars as pl
 from metasync.config import CsnSourceConfig
 from metasync.errors import MetasyncError, SourceError
 from metasync.models import SourceFrames
-from metasync.sources.csn import CsnSource, PartFrames, _File, finish
+from metasync.sources.csn import CsnSource, PartFrames, CsnFile, finish
 
 # Below this much CSN, starting processes costs more than the memory it gives back.
 AUTO_THRESHOLD_BYTES = 64 * 2**20
@@ -39,16 +39,16 @@ def wants_subprocess(config: CsnSourceConfig, total_bytes: int) -> bool:
     return bool(config.read_in_subprocess)
 
 
-def partition(files: list[_File], root: Path, parts: int) -> list[list[_File]]:
+def partition(files: list[CsnFile], root: Path, parts: int) -> list[list[CsnFile]]:
     """Split the files, in order, into at most `parts` groups of about equal size; the files of one top-level
     folder (one space) always stay together."""
-    folders: dict[str, list[_File]] = {}
+    folders: dict[str, list[CsnFile]] = {}
     for file in files:
         relative = file.path.relative_to(root).parts if file.path != root else ()
         folders.setdefault(relative[0] if len(relative) > 1 else "", []).append(file)
     sizes = {key: sum(f.path.stat().st_size for f in group) for key, group in folders.items()}
     target = sum(sizes.values()) / max(1, parts)
-    groups: list[list[_File]] = [[]]
+    groups: list[list[CsnFile]] = [[]]
     filled = 0.0
     for key, group in folders.items():
         if groups[-1] and filled >= target * len(groups) and len(groups) < parts:
@@ -63,7 +63,9 @@ def _child(folder: Path) -> None:
     outcome: dict[str, Any]
     try:
         config = CsnSourceConfig.model_validate_json((folder / "source.json").read_bytes())
-        files = [_File(Path(path), space) for path, space in json.loads((folder / "files.json").read_text())]
+        files = [
+            CsnFile(Path(path), space) for path, space in json.loads((folder / "files.json").read_text())
+        ]
         part = CsnSource(config).read_part(files)
         for name in PartFrames.FRAMES:
             getattr(part, name).write_ipc(folder / f"{name}.arrow", compression="lz4")
@@ -80,7 +82,7 @@ def _child(folder: Path) -> None:
     (folder / "outcome.pickle").write_bytes(pickle.dumps(outcome))
 
 
-def _read_parts(config: CsnSourceConfig, groups: list[list[_File]], workdir: Path) -> list[PartFrames]:
+def _read_parts(config: CsnSourceConfig, groups: list[list[CsnFile]], workdir: Path) -> list[PartFrames]:
     """Read each group in its own child process, all at once; the first group's error (in file order) is
     raised as the in-process read would raise it."""
     children = []
@@ -129,15 +131,17 @@ def _independent(parts: list[PartFrames]) -> bool:
     return not ids.is_duplicated().any()
 
 
-def read_in_subprocess(config: CsnSourceConfig, *, parts: int | None = None) -> SourceFrames:
-    """`CsnSource(config).read()` in child processes (`parts` of them, default one per core); errors are
-    raised here as they would be in-process.
+def read_in_subprocess(
+    config: CsnSourceConfig, files: list[CsnFile] | None = None, *, parts: int | None = None
+) -> SourceFrames:
+    """The CSN `files` (default: all of the source) read in child processes (`parts` of them, default one per
+    core); errors are raised here as they would be in-process.
 
     The children are fresh interpreters running this module (not `multiprocessing`, which would import the
     caller's main script again and fails for scripts without a `__main__` guard).
     """
-    source = CsnSource(config)
-    files = source.files()
+    if files is None:
+        files = CsnSource(config).files()
     count = min(parts or os.cpu_count() or 1, MAX_PARTS)
     groups = partition(files, config.path, count) if files else [files]
     with tempfile.TemporaryDirectory(prefix="metasync-read-", ignore_cleanup_errors=True) as name:
