@@ -35,7 +35,8 @@ MAX_PARTS = 8
 def wants_subprocess(config: CsnSourceConfig, total_bytes: int) -> bool:
     """Whether to read in child processes: as configured, or for `auto` when the files are large."""
     if config.read_in_subprocess == "auto":
-        return total_bytes > AUTO_THRESHOLD_BYTES
+        # Without a known interpreter (an embedded Python) there is nothing to start.
+        return total_bytes > AUTO_THRESHOLD_BYTES and bool(sys.executable)
     return bool(config.read_in_subprocess)
 
 
