@@ -144,6 +144,11 @@ def test_auto_reads_in_a_child_only_above_the_threshold() -> None:
     )
 
 
+def test_auto_reads_in_process_when_no_interpreter_is_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "executable", "")
+    assert not wants_subprocess(CsnSourceConfig(path=EXPORTS), AUTO_THRESHOLD_BYTES + 1)
+
+
 def test_a_script_without_a_main_guard_can_read_in_a_child_process(tmp_path: Path) -> None:
     """The child is a fresh interpreter, so the caller's script is not imported again."""
     shutil.copytree(EXPORTS, tmp_path / "exports")
