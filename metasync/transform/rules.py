@@ -765,9 +765,7 @@ def parameter_update(pairs: Mapping[str, pl.Expr | Callable[[list[str]], pl.Expr
 
 def parameter_value(key: str) -> Callable[[list[str]], pl.Expr]:
     """The current value of Parameters key `key` (null when the frame has no such key)."""
-    return lambda keys: (
-        pl.col("parameters").struct.field(key) if key in keys else pl.lit(None, dtype=pl.Utf8)
-    )
+    return lambda keys: pl.col("parameters").struct.field(key) if key in keys else pl.lit(None, dtype=pl.Utf8)
 
 
 # ------------------------------------------------------------------ compilers, one per rule kind
