@@ -988,6 +988,15 @@ def _is_space_definition(payload: Any) -> bool:
     )
 
 
+@dataclass
+class LoadedFiles:
+    """Parsed files: their CSN documents, events about the other files, and whether any was skipped."""
+
+    documents: list[CsnDocument]
+    events: list[Event]
+    incomplete: bool
+
+
 class CsnSource:
     """CSN exports on disk: a file, or a folder whose immediate subfolders name the spaces."""
 
@@ -1050,6 +1059,18 @@ class CsnSource:
 
     def read_part(self, files: list[CsnFile]) -> PartFrames:
         """The reader's work on some of the files (all of one space folder belong to one part)."""
+        with gc_paused():
+            loaded = self.load(files)
+            part = read_part(loaded.documents, language=self.config.language)
+            # Freed while the collector is off: switched back on, it would first scan every parsed object.
+            loaded.documents.clear()
+        part.file_events = loaded.events
+        part.incomplete = loaded.incomplete
+        return part
+
+    def load(self, files: list[CsnFile]) -> LoadedFiles:
+        """Parse the files: the CSN documents (with the i18n bundles beside them attached) and the events about
+        files that are not CSN or, with `skip_invalid`, could not be read."""
         events: list[Event] = []
         incomplete = False
         documents: list[CsnDocument] = []
@@ -1111,10 +1132,7 @@ class CsnSource:
                             hint="Remove the file from source.path or export the objects as CSN.",
                         )
                     )
-            for document in documents:
-                folder = Path(document.origin).parent
-                document.i18n = bundles.get(folder) or bundles.get(folder / "_i18n")
-            part = read_part(documents, language=self.config.language)
-        part.file_events = events
-        part.incomplete = incomplete
-        return part
+        for document in documents:
+            folder = Path(document.origin).parent
+            document.i18n = bundles.get(folder) or bundles.get(folder / "_i18n")
+        return LoadedFiles(documents, events, incomplete)
