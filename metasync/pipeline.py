@@ -117,9 +117,8 @@ def map_frames(
     # Rules read assets and columns from each other; on mapped frames already computed, Polars does not redo
     # the mapping for every such read (about half the stage's time at 2 million columns).
     assets, columns = apply_rules(mapped[0].lazy(), mapped[1].lazy())
-    assets, columns = finish_text(assets, columns)
     assets_df, columns_df = pl.collect_all([assets, columns], engine="in-memory")
-    return resolve_names(assets_df, columns_df)
+    return resolve_names(*finish_text(assets_df, columns_df))
 
 
 def _quarantine(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame:

@@ -1,0 +1,154 @@
+"""The default Glue mapping: types per distinct facets, one-line comments, measure and dimension Parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from metasync.sources.csn import CsnDocument, read_documents
+from metasync.transform.mapping import (
+    MAX_COMMENT,
+    column_types,
+    glue_type_expr,
+    map_assets,
+    map_columns,
+    one_line,
+    one_line_where_needed,
+    source_type_label_expr,
+)
+
+FACETS = {
+    "source_type": pl.Utf8,
+    "length": pl.Int64,
+    "precision": pl.Int64,
+    "scale": pl.Int64,
+    "glue_type_hint": pl.Utf8,
+}
+
+
+def _types_frame(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=FACETS, orient="row")
+
+
+def test_types_per_distinct_facets_equal_the_per_row_expressions_in_row_order() -> None:
+    rows = [
+        ("cds.Decimal", None, 15, 2, None),
+        ("cds.String", 40, None, None, None),
+        ("cds.Decimal", None, None, None, None),  # a floating decimal: double
+        ("cds.Decimal", None, 15, 2, None),  # repeats the first row
+        ("cds.Decimal", None, 60, 20, None),  # precision above 38
+        ("cds.Struct", None, None, None, "struct<a:int>"),
+        ("cds.Integer", None, None, None, None),
+        ("cds.Decimal", None, 15, None, None),  # scale missing: null must join null, not another row
+        ("cds.String", None, None, None, None),
+        ("cds.String", 40, None, None, None),
+        ("my.Unknown", None, None, None, None),
+    ]
+    frame = _types_frame(rows)
+    expected = frame.select(glue_type_expr().alias("_glue_type"), source_type_label_expr().alias("_label"))
+    got = column_types(frame.lazy()).collect()
+    assert got["_glue_type"].to_list() == expected["_glue_type"].to_list()
+    assert got["_source_type_label"].to_list() == expected["_label"].to_list()
+    assert got["_glue_type"].to_list()[:5] == [
+        "decimal(15,2)",
+        "string",
+        "double",
+        "decimal(15,2)",
+        "decimal(38,0)",
+    ]
+
+
+facet_rows = st.lists(
+    st.tuples(
+        st.sampled_from(["cds.Decimal", "cds.String", "cds.Integer", "cds.Double", "other.Type", None]),
+        st.one_of(st.none(), st.integers(1, 5000)),
+        st.one_of(st.none(), st.integers(0, 60)),
+        st.one_of(st.none(), st.integers(-2, 60)),
+        st.one_of(st.none(), st.sampled_from(["array<int>", "struct<a:string>"])),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(facet_rows)
+def test_types_per_distinct_facets_match_on_any_rows(rows: list[tuple[Any, ...]]) -> None:
+    frame = _types_frame(rows)
+    got = column_types(frame.lazy()).collect()
+    assert got.height == frame.height
+    expected = frame.select(glue_type_expr().alias("type"), source_type_label_expr().alias("label"))
+    assert got["_glue_type"].to_list() == expected["type"].to_list()
+    assert got["_source_type_label"].to_list() == expected["label"].to_list()
+
+
+COMMENTS = [
+    None,
+    "",
+    "plain",
+    " leading",
+    "trailing ",
+    "a\nb",
+    "a\r\n\r\nb",
+    "tab\there",
+    "\t",
+    "\u00a0no-break space\u00a0",
+    "x" * MAX_COMMENT,
+    "x" * (MAX_COMMENT + 1),
+    "ä" * 200,  # 400 bytes but 200 characters: within the limit, unchanged
+    "ä" * 300,
+    "Straße\nÆrø " + "y" * 300,
+]
+
+
+def test_one_line_where_needed_equals_one_line_on_every_row() -> None:
+    frame = pl.DataFrame({"comment": COMMENTS, "other": range(len(COMMENTS))})
+    expected = frame.select(one_line(pl.col("comment"), MAX_COMMENT))["comment"]
+    got = one_line_where_needed(frame, "comment", MAX_COMMENT)
+    assert got["comment"].to_list() == expected.to_list()
+    assert got["other"].to_list() == frame["other"].to_list()
+    assert got["comment"][12] == "ä" * 200
+    assert got["comment"][11] == "x" * (MAX_COMMENT - 3) + "..."
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=400)), max_size=30))
+def test_one_line_where_needed_matches_one_line_on_any_text(texts: list[str | None]) -> None:
+    frame = pl.DataFrame({"comment": texts}, schema={"comment": pl.Utf8})
+    expected = frame.select(one_line(pl.col("comment"), MAX_COMMENT))["comment"].to_list()
+    assert one_line_where_needed(frame, "comment", MAX_COMMENT)["comment"].to_list() == expected
+
+
+def test_measures_and_dimensions_parameters_list_only_assets_that_have_them() -> None:
+    fact = {
+        "kind": "entity",
+        "@ObjectModel.modelingPattern": {"#": "ANALYTICAL_FACT"},
+        "elements": {
+            "ID": {"type": "cds.String", "length": 10, "key": True},
+            "REGION": {"type": "cds.String", "length": 4, "@Analytics.dimension": True},
+            "AMOUNT": {
+                "type": "cds.Decimal",
+                "precision": 15,
+                "scale": 2,
+                "@Aggregation.default": {"#": "SUM"},
+            },
+            "QTY": {"type": "cds.Integer", "@Aggregation.default": {"#": "SUM"}},
+            "COUNTRY": {"type": "cds.String", "length": 3, "@Analytics.dimension": True},
+        },
+    }
+    table = {"kind": "entity", "elements": {"ID": {"type": "cds.String", "length": 10}}}
+    frames = read_documents(
+        [CsnDocument(origin="a.json", space="S", payload={"definitions": {"FACT": fact, "PLAIN": table}})]
+    )
+    mapped = map_assets(frames.assets.lazy(), frames.columns.lazy(), frames.edges.lazy()).collect()
+    params = {row["name"]: row["parameters"] for row in mapped.iter_rows(named=True)}
+    assert params["FACT"]["metasync:measures"] == "AMOUNT,QTY"
+    assert params["FACT"]["metasync:dimensions"] == "REGION,COUNTRY"
+    assert params["PLAIN"]["metasync:measures"] is None
+    assert params["PLAIN"]["metasync:dimensions"] is None
+    assert mapped["name"].to_list() == frames.assets["name"].to_list()
+    columns = map_columns(frames.columns.lazy()).collect()
+    assert columns.columns[: len(frames.columns.columns)] == frames.columns.columns
+    assert columns["glue_type"].to_list() == ["string", "string", "decimal(15,2)", "int", "string", "string"]
