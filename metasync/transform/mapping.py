@@ -173,8 +173,8 @@ def parameters_expr(pairs: list[tuple[str, pl.Expr]]) -> pl.Expr:
 
 
 def _set_or_null(value: pl.Expr) -> pl.Expr:
-    text = value.cast(pl.Utf8)
-    return pl.when(text != "").then(text)
+    # Not `when(text != "").then(text)`: an expression repeated inside when/then is computed once per use.
+    return value.cast(pl.Utf8).replace("", None)
 
 
 TYPE_FACETS = ("source_type", "length", "precision", "scale", "glue_type_hint")
@@ -340,9 +340,12 @@ def _dedupe(
 
 def _safe_names(frame: pl.DataFrame, column: str) -> pl.DataFrame:
     """Step 1 of the naming rule, computed once per distinct name (names repeat across tables)."""
-    distinct = frame.select(pl.col(column).unique()).with_columns(
-        safe_name_expr(pl.col(column)).alias("_safe")
-    )
+    # Lazy: the optimizer computes the cleaned name once for both of its uses (eager evaluation does it twice).
+    distinct = (
+        frame.lazy()
+        .select(pl.col(column).unique())
+        .with_columns(safe_name_expr(pl.col(column)).alias("_safe"))
+    ).collect()
     return frame.with_columns(
         pl.col(column).replace_strict(distinct[column], distinct["_safe"], return_dtype=pl.Utf8)
     )
@@ -368,7 +371,11 @@ def resolve_names(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataF
 
 def finish_text(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Bring comments and descriptions within Glue's limits; the full text stays in Parameters."""
-    assets = assets.with_columns(glue_description=cut(pl.col("glue_description"), MAX_DESCRIPTION))
+    assets = (
+        assets.lazy()
+        .with_columns(glue_description=cut(pl.col("glue_description"), MAX_DESCRIPTION))
+        .collect()
+    )
     return assets, one_line_where_needed(columns, "comment", MAX_COMMENT)
 
 

@@ -754,8 +754,7 @@ def parameter_update(pairs: Mapping[str, pl.Expr | Callable[[list[str]], pl.Expr
             old = current.struct.field(key) if key in keys else pl.lit(None, dtype=pl.Utf8)
             if key not in values:
                 return old.alias(key)
-            new = pl.when(values[key] != "").then(values[key])
-            return pl.when(take).then(new).otherwise(old).alias(key)
+            return pl.when(take).then(values[key].replace("", None)).otherwise(old).alias(key)
 
         ordered = keys + [k for k in pairs if k not in keys]
         return frame.with_columns(parameters=pl.struct([field(k) for k in ordered]))
@@ -882,10 +881,22 @@ def _compile_type(rule: TypeRule, at: _Where, env: str | None) -> _Step:
     return _column_step(at, rule.where, None, "glue_type", template.expr(pl.col), [], extra=cond, reads=reads)
 
 
-def _text_condition(field: str, new: pl.Expr, only_if_empty: bool) -> pl.Expr:
-    """Where a text rule takes effect: its result is not empty (and, if asked, the field is empty)."""
-    cond = new != ""
-    return cond & (pl.col(field).fill_null("") == "") if only_if_empty else cond
+def text_update(field: str, new: pl.Expr) -> FrameUpdate:
+    """Set text `field` to `new` on the rows taken, except where `new` renders empty (the field keeps its value).
+
+    `new` appears once in the plan: Polars computes an expression that a when/then repeats once per use.
+    """
+
+    def update(frame: pl.LazyFrame, take: pl.Expr) -> pl.LazyFrame:
+        return frame.with_columns(
+            pl.coalesce(pl.when(take).then(new.replace("", None)), pl.col(field)).alias(field)
+        )
+
+    return update
+
+
+def _only_if_empty(field: str, only_if_empty: bool) -> pl.Expr | None:
+    return (pl.col(field).fill_null("") == "") if only_if_empty else None
 
 
 def _compile_business(rule: BusinessRule, at: _Where, env: str | None) -> list[_Step]:
@@ -895,13 +906,13 @@ def _compile_business(rule: BusinessRule, at: _Where, env: str | None) -> list[_
     steps = []
     if rule.table_description is not None:
         tmpl = parse_template(rule.table_description, TABLE_TEMPLATE_FIELDS, at, "table_description")
-        new = tmpl.expr(_asset_resolver(env))
-        extra = _text_condition("glue_description", new, rule.only_if_empty)
+        new = text_update("glue_description", tmpl.expr(_asset_resolver(env)))
+        extra = _only_if_empty("glue_description", rule.only_if_empty)
         steps.append(_asset_step(at, rule.where, "glue_description", new, [tmpl], extra=extra))
     if rule.column_comment is not None:
         ctmpl = parse_template(rule.column_comment, COLUMN_TEMPLATE_FIELDS, at, "column_comment")
-        cnew = ctmpl.expr(_column_resolver(env))
-        extra = _text_condition("comment", cnew, rule.only_if_empty)
+        cnew = text_update("comment", ctmpl.expr(_column_resolver(env)))
+        extra = _only_if_empty("comment", rule.only_if_empty)
         steps.append(_column_step(at, rule.where, rule.columns, "comment", cnew, [ctmpl], extra=extra))
     return steps
 
