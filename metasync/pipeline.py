@@ -24,7 +24,15 @@ from metasync.sources.base import Source
 from metasync.targets.base import ProgressCallback, Target, TargetState, WriteRequest
 from metasync.targets.payload import database_input, finalize_table_input
 from metasync.transform.conflicts import conflict_events, detect_conflicts, resolve_conflicts, with_text_hash
-from metasync.transform.mapping import finish_text, map_assets, map_columns, resolve_names, table_inputs
+from metasync.transform.mapping import (
+    ASSET_KEY,
+    finish_text,
+    map_assets,
+    map_columns,
+    resolve_names,
+    table_inputs,
+    with_asset_key,
+)
 from metasync.transform.rules import CompiledRules, compile_rules
 from metasync.validate.glue_limits import find_violations
 
@@ -102,15 +110,19 @@ def map_frames(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Source frames → Glue-mapped assets and columns (rules applied, names resolved, text within limits).
 
+    Both carry `_asset`, the internal key of each row's asset (see `with_asset_key`); `run` leaves it out of
+    its result.
+
     `rules` are the configuration's rules compiled already (compiled here when not given).
     """
     apply_rules = rules if rules is not None else compile_rules(config.rules, env=config.env)
+    source_assets, source_columns = with_asset_key(frames.assets, frames.columns)
     # The in-memory engine: the streaming one returns these frames in dozens of chunks, which made the name
     # resolution and the limit checks after it about 0.2 s slower at 2 million columns than rechunking costs.
     mapped = pl.collect_all(
         [
-            map_assets(frames.assets.lazy(), frames.columns.lazy(), frames.edges.lazy()),
-            map_columns(frames.columns.lazy()),
+            map_assets(source_assets.lazy(), source_columns.lazy(), frames.edges.lazy()),
+            map_columns(source_columns.lazy()),
         ],
         engine="in-memory",
     )
@@ -368,8 +380,8 @@ def _run(
     return SyncResult(
         summary=summary,
         events=audit.frame(),
-        assets=assets,
-        columns=columns,
+        assets=assets.drop(ASSET_KEY, strict=False),
+        columns=columns.drop(ASSET_KEY, strict=False),
         plan=plan.select([c for c in plan.columns if c not in ("table_input", "current_definition")]),
         edges=frames.edges,
         column_lineage=frames.column_lineage,
@@ -380,7 +392,7 @@ def _run(
 def _desired_tables(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Quarantine rows breaking Glue's limits; the TableInput and content hash of every other asset."""
     ok_assets, ok_columns, quarantined = validate_frames(assets, columns)
-    desired = table_inputs(with_text_hash(ok_assets, ok_columns), ok_columns)
+    desired = table_inputs(with_text_hash(ok_assets, ok_columns), ok_columns).drop(ASSET_KEY, strict=False)
     return desired.with_columns(content_hashes(desired["table_input"])), quarantined
 
 

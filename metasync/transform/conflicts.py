@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from metasync.diff import current_tables
 from metasync.targets.base import TargetState
 from metasync.transform.mapping import _suffix as collision_suffixes
+from metasync.transform.mapping import table_keys
 from metasync.transform.rules import lookup, parameter_update
 
 Strategy = Literal["source_wins", "target_wins", "merge", "manual"]
@@ -142,7 +143,7 @@ def text_digests(texts: pl.Series) -> pl.Series:
 
 def _texts(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.Series:
     """For each asset, the same text `_text_of` reads back from the table written for it."""
-    keys = ["space", "name"]
+    keys = table_keys(assets, columns)
     # Grouped in frame order with a sort by ordinal inside each group, like the TableInput's columns: sorting
     # millions of columns by their string keys first costs far more.
     comments = (

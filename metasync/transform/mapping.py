@@ -69,6 +69,45 @@ SIMPLE_TYPES: dict[str, str] = {
 }
 
 
+ASSET_KEY = "_asset"
+
+
+def with_asset_key(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Both frames with `_asset` (UInt32), an internal key naming the asset of each row: the row of the asset in
+    `assets` (unique on space and name), and past those for columns whose asset is missing, one key per
+    (space, name). Joins, group-bys and uniqueness checks of millions of columns by their table then hash one
+    integer instead of two strings.
+
+    Columns of one asset usually arrive together (the reader's order), so only the first column of every run of
+    the same (space, name) is looked up; columns in any other order get the same keys.
+    """
+    keys = ["space", "name"]
+    head = (
+        (pl.col("space") != pl.col("space").shift()) | (pl.col("name") != pl.col("name").shift())
+    ).fill_null(True)
+    runs = columns.lazy().select(*keys, _head=head).with_columns(_run=pl.col("_head").cum_sum() - 1)
+    heads = runs.filter(pl.col("_head")).select(keys)
+    ids = (
+        pl.concat([assets.lazy().select(keys), heads])
+        .unique(keys, keep="first", maintain_order=True)
+        .with_row_index(ASSET_KEY)
+    )
+    of_heads = heads.join(ids, on=keys, how="left", maintain_order="left").select(ASSET_KEY)
+    run, of_head = pl.collect_all([runs.select("_run"), of_heads], engine="in-memory")
+    key = of_head[ASSET_KEY].gather(run["_run"]) if columns.height else pl.Series(ASSET_KEY, [], pl.UInt32)
+    return (
+        assets.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias(ASSET_KEY)),
+        columns.with_columns(key.cast(pl.UInt32).alias(ASSET_KEY)),
+    )
+
+
+def table_keys(*frames: pl.DataFrame | pl.LazyFrame) -> list[str]:
+    """The columns that name a row's asset: `_asset` when every frame has it, else space and name."""
+    if all(ASSET_KEY in frame.collect_schema() for frame in frames):
+        return [ASSET_KEY]
+    return ["space", "name"]
+
+
 def scalar_glue_type(base: str | None, length: int | None, precision: int | None, scale: int | None) -> str:
     """The Glue type of one scalar CSN type (used for element types nested in arrays and structures)."""
     if base in SIMPLE_TYPES:
@@ -361,7 +400,7 @@ def resolve_names(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataF
     assets = _dedupe(assets, group=["glue_database"], name_col="glue_table", original="name", order="name")
     columns = _dedupe(
         _safe_names(columns, "glue_column"),
-        group=["space", "name"],
+        group=table_keys(columns),
         name_col="glue_column",
         original="column",
         order="ordinal",
@@ -413,29 +452,29 @@ def table_inputs(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame:
     writer), so equal definitions give equal text whatever other keys the rules know; columns are in definition
     order.
     """
-    column_keys, table_keys = parameter_keys(columns), parameter_keys(assets)
+    column_params, table_params = parameter_keys(columns), parameter_keys(assets)
     column_json = pl.struct(
         pl.col("glue_column").alias("Name"),
         pl.col("glue_type").alias("Type"),
         pl.col("comment").alias("Comment"),
-        _set_pairs("parameters", column_keys).alias("Parameters"),
+        _set_pairs("parameters", column_params).alias("Parameters"),
     ).struct.json_encode()
     # Each column encoded once, then joined per table: encoding nested lists of column structs per table is
     # slower. Columns arrive in definition order per asset (the reader's order, which rules keep); sorting
     # within each group by ordinal guards that without sorting the whole frame.
+    keys = table_keys(assets, columns)
     glue_columns = (
         columns.lazy()
-        .select("space", "name", "ordinal", _column=column_json)
-        .group_by("space", "name", maintain_order=True)
+        .select(*keys, "ordinal", _column=column_json)
+        .group_by(keys, maintain_order=True)
         .agg(_columns=pl.col("_column").sort_by("ordinal").str.join(","))
     )
-    keys = ["space", "name"]
     found = assets.lazy().select(keys).join(glue_columns, on=keys, how="left", maintain_order="left")
     head = pl.struct(
         pl.col("glue_table").alias("Name"),
         pl.col("glue_description").alias("Description"),
         pl.lit("EXTERNAL_TABLE").alias("TableType"),
-        _set_pairs("parameters", table_keys).alias("Parameters"),
+        _set_pairs("parameters", table_params).alias("Parameters"),
     ).struct.json_encode()
     table_input = pl.concat_str(
         [

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from metasync.errors import RuleError
 from metasync.models import ASSET_KINDS
-from metasync.transform.mapping import parameter_keys
+from metasync.transform.mapping import parameter_keys, table_keys
 
 # Parameters are a struct with one text field per key (null: not set); its fields depend on the rules.
 PARAMETERS_DTYPE = pl.Struct({})
@@ -590,8 +590,9 @@ def _asset_context(assets: pl.LazyFrame, columns: pl.LazyFrame, fields: Iterable
     wanted = sorted(set(fields))
     if not wanted:
         return columns
-    ctx = assets.select("space", "name", *[pl.col(f).alias(f"_asset_{f}") for f in wanted])
-    return lookup(columns, ctx, ["space", "name"], [f"_asset_{f}" for f in wanted])
+    keys = table_keys(assets, columns)
+    ctx = assets.select(*keys, *[pl.col(f).alias(f"_asset_{f}") for f in wanted])
+    return lookup(columns, ctx, keys, [f"_asset_{f}" for f in wanted])
 
 
 def _drop_context(columns: pl.LazyFrame, fields: Iterable[str]) -> pl.LazyFrame:
@@ -653,7 +654,7 @@ def _with_derived(assets: pl.LazyFrame, columns: pl.LazyFrame, fields: Iterable[
     if not used:
         return assets
 
-    keys = ["space", "name"]
+    keys = table_keys(assets, columns)
     # Filter before grouping: sorting inside every group of millions of columns costs far more.
     conditions = {
         "measures": pl.col("semantic_role") == "measure",
@@ -780,7 +781,7 @@ def _compile_scope(rule: ScopeRule, at: _Where, env: str | None) -> _Step:
     def run(frames: FramePair) -> FramePair:
         assets, columns = frames
         flagged = assets.with_columns(_keep=keep.fill_null(False))
-        columns = lookup(columns, flagged, ["space", "name"], ["_keep"])
+        columns = lookup(columns, flagged, table_keys(flagged, columns), ["_keep"])
         return (
             flagged.filter(pl.col("_keep")).drop("_keep"),
             columns.filter(pl.col("_keep").fill_null(False)).drop("_keep"),

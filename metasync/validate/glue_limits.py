@@ -6,12 +6,19 @@ Each check is `(name, ok_expression, message, hint)`; the pandera schemas `GLUE_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandera.polars as pa
 import polars as pl
 
-from metasync.transform.mapping import MAX_COMMENT, MAX_DESCRIPTION, MAX_NAME, MAX_PARAMETER_VALUE
+from metasync.transform.mapping import (
+    MAX_COMMENT,
+    MAX_DESCRIPTION,
+    MAX_NAME,
+    MAX_PARAMETER_VALUE,
+    table_keys,
+)
 
 NAME_PATTERN = r"^[a-z0-9_]+$"
 _SCALAR = (
@@ -26,9 +33,18 @@ MAX_TYPE = 131_072
 @dataclass(frozen=True)
 class LimitCheck:
     name: str
-    ok: pl.Expr
+    ok: pl.Expr | Callable[[pl.LazyFrame], pl.Expr]  # an expression, or one made for the frame checked
     message: str
     hint: str
+
+    def expr(self, frame: pl.LazyFrame) -> pl.Expr:
+        return self.ok if isinstance(self.ok, pl.Expr) else self.ok(frame)
+
+
+def _unique_in_table(frame: pl.LazyFrame) -> pl.Expr:
+    """No other column of the same table has the same Glue name (tables told apart by the internal asset key
+    when the frame has one: hashing one integer instead of space and name)."""
+    return ~pl.struct(*table_keys(frame), "glue_column").is_duplicated()
 
 
 def _params_ok(column: str) -> pl.Expr:
@@ -104,7 +120,7 @@ COLUMN_CHECKS = (
     ),
     LimitCheck(
         "unique_column",
-        ~pl.struct("space", "name", "glue_column").is_duplicated(),
+        _unique_in_table,
         "two columns of the table have the same Glue name",
         "Rename one of the columns with a naming rule.",
     ),
@@ -162,7 +178,7 @@ def _schema(checks: tuple[LimitCheck, ...], name: str) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         checks=[
             pa.Check(
-                lambda data, expr=c.ok: data.lazyframe.select(expr.fill_null(False)),
+                lambda data, check=c: data.lazyframe.select(check.expr(data.lazyframe).fill_null(False)),
                 name=c.name,
                 error=c.message,
             )

@@ -17,8 +17,13 @@ from metasync.transform.mapping import (
     map_columns,
     one_line,
     one_line_where_needed,
+    resolve_names,
     source_type_label_expr,
+    table_inputs,
+    table_keys,
+    with_asset_key,
 )
+from metasync.validate.glue_limits import find_violations
 
 FACETS = {
     "source_type": pl.Utf8,
@@ -152,3 +157,63 @@ def test_measures_and_dimensions_parameters_list_only_assets_that_have_them() ->
     columns = map_columns(frames.columns.lazy()).collect()
     assert columns.columns[: len(frames.columns.columns)] == frames.columns.columns
     assert columns["glue_type"].to_list() == ["string", "string", "decimal(15,2)", "int", "string", "string"]
+
+
+def _source(
+    asset_ids: list[tuple[str, str]], column_ids: list[tuple[str, str, str]]
+) -> tuple[pl.DataFrame, ...]:
+    assets = pl.DataFrame(asset_ids, schema={"space": pl.Utf8, "name": pl.Utf8}, orient="row")
+    columns = pl.DataFrame(
+        column_ids, schema={"space": pl.Utf8, "name": pl.Utf8, "column": pl.Utf8}, orient="row"
+    )
+    return assets, columns
+
+
+def test_asset_key_is_the_asset_row_in_any_column_order_and_numbers_orphans_apart() -> None:
+    assets, columns = _source(
+        [("S", "A"), ("S", "B"), ("T", "A")],
+        [
+            ("S", "B", "x"),
+            ("S", "A", "x"),
+            ("S", "A", "y"),
+            ("T", "A", "x"),
+            ("S", "B", "y"),  # B again, after other assets
+            ("GONE", "Z", "x"),  # no such asset
+            ("GONE", "Z", "y"),
+            ("GONE", "Y", "x"),
+            ("S", "A", "z"),
+        ],
+    )
+    keyed_assets, keyed = with_asset_key(assets, columns)
+    assert keyed_assets["_asset"].to_list() == [0, 1, 2]
+    assert keyed["_asset"].dtype == pl.UInt32
+    assert keyed["_asset"].to_list()[:5] == [1, 0, 0, 2, 1]
+    orphans = keyed["_asset"].to_list()[5:8]
+    assert orphans[0] == orphans[1] != orphans[2] and min(orphans) >= 3
+    assert keyed["_asset"][8] == 0
+    assert keyed.drop("_asset").equals(columns)
+    empty_assets, empty = with_asset_key(assets, columns.clear())
+    assert empty.height == 0 and empty["_asset"].dtype == pl.UInt32
+
+
+def test_names_and_table_inputs_are_the_same_with_or_without_the_asset_key(sales_frames) -> None:
+    assets, columns = sales_frames
+    clashing = columns.with_columns(
+        glue_column=pl.when(pl.col("column") == "ID").then(pl.lit("Amount")).otherwise(pl.col("glue_column"))
+    )
+    plain = resolve_names(assets, clashing)
+    keyed = resolve_names(*with_asset_key(assets, clashing))
+    assert keyed[1].drop("_asset").equals(plain[1])
+    assert keyed[0].drop("_asset").equals(plain[0])
+    assert plain[1]["glue_column"].n_unique() < plain[1].height  # same names across tables stay
+    assert table_inputs(*keyed)["table_input"].equals(table_inputs(*plain)["table_input"])
+    assert table_keys(*keyed) == ["_asset"] and table_keys(*plain) == ["space", "name"]
+
+
+def test_limit_checks_find_the_same_duplicate_columns_with_or_without_the_asset_key(sales_frames) -> None:
+    assets, columns = sales_frames
+    dup = columns.with_columns(glue_column=pl.lit("same"))
+    plain = find_violations(assets, dup)
+    keyed = find_violations(*with_asset_key(assets, dup))
+    assert plain.filter(pl.col("check") == "unique_column").height > 0
+    assert keyed.sort(pl.all()).equals(plain.sort(pl.all()))

@@ -436,3 +436,28 @@ def test_rules_keep_row_order_and_schema(sales_frames):
     assert result_schema == source_schema
     assert assets.select("space", "name").equals(sales_frames[0].select("space", "name"))
     assert columns.select("space", "name", "column").equals(sales_frames[1].select("space", "name", "column"))
+
+
+def test_rules_give_the_same_frames_with_or_without_the_internal_asset_key(sales_frames):
+    from metasync.transform.mapping import with_asset_key
+
+    rules = [
+        {"kind": "scope", "exclude": {"name_glob": "V_*"}},
+        {
+            "kind": "type",
+            "where": {"kinds": ["analytic_model", "table"]},
+            "source_type": "cds.String",
+            "glue_type": "varchar(99)",
+        },
+        {"kind": "business", "column_comment": "{business_name|column} of {asset_business_name} ({kind})"},
+        {
+            "kind": "parameters",
+            "table": {"m": "{measures}", "n": "{column_count}"},
+            "column": {"k": "{kind} {glue_table}"},
+        },
+    ]
+    plain = run(rules, sales_frames)
+    keyed = run(rules, with_asset_key(*sales_frames))
+    assert plain[0].height < sales_frames[0].height  # the scope rule dropped an asset
+    assert keyed[0].drop("_asset").equals(plain[0])
+    assert keyed[1].drop("_asset").equals(plain[1])
