@@ -879,28 +879,7 @@ def _compile_type(rule: TypeRule, at: _Where, env: str | None) -> _Step:
             cond &= pl.col(field).is_not_null()
         if (low, high) != (None, None):
             reads.add(field)
-    return _column_step(at, rule.where, None, "glue_type", _type_text(template), [], extra=cond, reads=reads)
-
-
-def _type_text(template: Template) -> pl.Expr | FrameUpdate:
-    """The type a type rule gives: with placeholders, rendered once per distinct combination of the facets it
-    names (a few dozen on millions of columns) and joined back on them, at about half the cost of rendering it
-    on every row."""
-    if not template.fields:
-        return template.expr(pl.col)
-    facets = sorted(template.fields)
-
-    def update(frame: pl.LazyFrame, take: pl.Expr) -> pl.LazyFrame:
-        rendered = frame.select(facets).unique().with_columns(_typed=template.expr(pl.col))
-        found = frame.select(facets).join(
-            rendered, on=facets, how="left", nulls_equal=True, maintain_order="left"
-        )
-        typed = pl.concat([frame, found.select("_typed")], how="horizontal")
-        return typed.with_columns(
-            glue_type=pl.when(take).then(pl.col("_typed")).otherwise(pl.col("glue_type"))
-        ).drop("_typed")
-
-    return update
+    return _column_step(at, rule.where, None, "glue_type", template.expr(pl.col), [], extra=cond, reads=reads)
 
 
 def text_update(field: str, new: pl.Expr) -> FrameUpdate:

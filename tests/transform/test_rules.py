@@ -199,37 +199,6 @@ def test_type_rule_precision_condition_and_scope(sales_frames):
     assert col_of(columns, "Orders", "glue_type", "ID") == "int"
 
 
-def test_type_rule_placeholders_render_per_row_in_any_order():
-    from conftest import asset_rows, column_rows
-
-    facets = [(10, 4), (None, None), (18, 2), (10, 4), (38, 0), (18, None), (12, 3), (18, 2)]
-    assets = asset_rows({"space": "S", "name": "T"})
-    columns = column_rows(
-        *[
-            {
-                "space": "S",
-                "name": "T",
-                "column": f"C{i}",
-                "source_type": "cds.Decimal",
-                "precision": p,
-                "scale": s,
-            }
-            for i, (p, s) in enumerate(facets)
-        ]
-    )
-    rule = {
-        "kind": "type",
-        "source_type": "cds.Decimal",
-        "glue_type": "decimal({precision},{scale})",
-        "max_precision": 38,
-        "max_scale": 38,
-    }
-    _, typed = run([rule], (assets, columns))
-    expected = ["string" if p is None or s is None else f"decimal({p},{s})" for p, s in facets]
-    assert typed["glue_type"].to_list() == expected
-    assert typed["column"].to_list() == columns["column"].to_list()
-
-
 @pytest.mark.parametrize(
     ("rule", "message"),
     [
