@@ -136,7 +136,8 @@ def _text_of(table_json: pl.Expr) -> pl.Expr:
 def text_digests(texts: pl.Series) -> pl.Series:
     """A stable digest of each text (BLAKE2b, 16 hex digits); Polars' own hash may change between versions."""
     digests = [
-        hashlib.blake2b(t.encode(), digest_size=8).hexdigest() for t in texts.fill_null("").to_list()
+        hashlib.blake2b(data, digest_size=8).hexdigest()
+        for data in texts.fill_null("").cast(pl.Binary).to_list()
     ]  # row-python-ok: one C digest call per table, no Polars expression is version-stable
     return pl.Series(digests, dtype=pl.Utf8)
 
