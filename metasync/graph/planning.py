@@ -67,16 +67,19 @@ def run_dependencies(assets: pl.DataFrame, edges: pl.DataFrame) -> pl.DataFrame:
     return deps
 
 
-def _cycles(graph: nx.DiGraph) -> list[set[str]]:
+def _cycles(graph: nx.DiGraph) -> tuple[list[set[str]], list[str] | None]:
     """The members of every dependency cycle: strongly connected components of two or more assets, and assets
-    that read themselves (data-flow self-loops, removed from `graph` here)."""
+    that read themselves (data-flow self-loops, removed from `graph` here); and, when there is no cycle of two
+    or more, a topological order of `graph` (found by the same pass that looks for cycles)."""
     loops = {u for u, _ in nx.selfloop_edges(graph)}
     graph.remove_edges_from([(u, u) for u in loops])
-    if nx.is_directed_acyclic_graph(graph):
-        return [{u} for u in sorted(loops)]
+    try:
+        return [{u} for u in sorted(loops)], list(nx.topological_sort(graph))
+    except nx.NetworkXUnfeasible:
+        pass
     components = [c for c in nx.strongly_connected_components(graph) if len(c) > 1]
     in_components = set().union(*components)
-    return components + [{u} for u in sorted(loops - in_components)]
+    return components + [{u} for u in sorted(loops - in_components)], None
 
 
 def _cycle_reason(graph: nx.DiGraph, members: set[str]) -> str:
@@ -116,22 +119,35 @@ def _held(graph: nx.DiGraph, cycles: list[set[str]], blocked: dict[str, str]) ->
     return held
 
 
-def _schedule(graph: nx.DiGraph, cycles: list[set[str]], tiers: dict[str, int]) -> dict[str, int]:
-    """Batch per asset: tier groups in order, topological generations inside each group (see module doc)."""
-    if any(len(members) > 1 for members in cycles):
-        dag = nx.condensation(graph)
+def _schedule(graph: nx.DiGraph, order: list[str] | None, tiers: dict[str, int]) -> dict[str, int]:
+    """Batch per asset: tier groups in order, topological generations inside each group (see module doc).
+
+    `order` is a topological order of `graph`, or None when it has cycles (then the graph of its strongly
+    connected components is scheduled). Two passes over that order: effective tiers from the downstream end,
+    then each asset's generation inside its group (the longest path to it over edges within the group).
+    """
+    if order is None:
+        dag: nx.DiGraph = nx.condensation(graph)
         component_of: dict[str, Any] = dag.graph["mapping"]
-        own = {c: min(tiers[n] for n in dag.nodes[c]["members"]) for c in dag}
+        own: dict[Any, int] = {c: min(tiers[n] for n in dag.nodes[c]["members"]) for c in dag}
+        order = list(nx.topological_sort(dag))
     else:
         dag, component_of, own = graph, {n: n for n in graph}, tiers
+    # Plain neighbour dicts (`adjacency`): the views behind `succ[node]` cost more than the lookups themselves.
+    successors, predecessors = dict(dag.adjacency()), dict(dag.reverse(copy=False).adjacency())
     effective: dict[Any, int] = {}
-    for node in reversed(list(nx.topological_sort(dag))):
-        effective[node] = min([own[node], *(effective[succ] for succ in dag.successors(node))])
-    # Generations of the graph that keeps only edges inside a tier group are the generations of each group.
-    within: nx.DiGraph = nx.DiGraph()
-    within.add_nodes_from(dag)
-    within.add_edges_from((u, v) for u, v in dag.edges if effective[u] == effective[v])
-    layer = {node: index for index, nodes in enumerate(nx.topological_generations(within)) for node in nodes}
+    for node in reversed(order):
+        best = own[node]
+        for succ in successors[node]:
+            best = min(best, effective[succ])
+        effective[node] = best
+    layer: dict[Any, int] = {}
+    for node in order:
+        tier, deepest = effective[node], 0
+        for pred in predecessors[node]:
+            if effective[pred] == tier:
+                deepest = max(deepest, layer[pred] + 1)
+        layer[node] = deepest
     height: dict[int, int] = {}
     for node, tier in effective.items():
         height[tier] = max(height.get(tier, 0), layer[node] + 1)
@@ -173,10 +189,10 @@ def plan_batches(
         blocked_reasons = dict(
             blocked.select(_ids().alias("id"), pl.col("reason").cast(pl.Utf8).fill_null("held")).iter_rows()
         )
-    cycles = _cycles(graph)
+    cycles, order = _cycles(graph)
     held = _held(graph, cycles, blocked_reasons)
     batches = _schedule(
-        graph, cycles, dict(zip(frame["id"].to_list(), frame["priority"].to_list(), strict=True))
+        graph, order, dict(zip(frame["id"].to_list(), frame["priority"].to_list(), strict=True))
     )
     upstreams = (
         deps.filter(pl.col("upstream") != pl.col("downstream"))
