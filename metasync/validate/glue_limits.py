@@ -13,10 +13,12 @@ import pandera.polars as pa
 import polars as pl
 
 from metasync.transform.mapping import (
+    ASSET_KEY,
     MAX_COMMENT,
     MAX_DESCRIPTION,
     MAX_NAME,
     MAX_PARAMETER_VALUE,
+    duplicated_in_table,
     table_keys,
 )
 
@@ -42,9 +44,12 @@ class LimitCheck:
 
 
 def _unique_in_table(frame: pl.LazyFrame) -> pl.Expr:
-    """No other column of the same table has the same Glue name (tables told apart by the internal asset key
-    when the frame has one: hashing one integer instead of space and name)."""
-    return ~pl.struct(*table_keys(frame), "glue_column").is_duplicated()
+    """No other column of the same table has the same Glue name (with the internal asset key, found by
+    `duplicated_in_table`, computed here once for the frame checked)."""
+    keys = table_keys(frame)
+    if keys == [ASSET_KEY]:
+        return pl.lit(~duplicated_in_table(frame.select(ASSET_KEY, "glue_column").collect(), "glue_column"))
+    return ~pl.struct(*keys, "glue_column").is_duplicated()
 
 
 def _params_ok(column: str) -> pl.Expr:

@@ -12,6 +12,7 @@ from metasync.sources.csn import CsnDocument, read_documents
 from metasync.transform.mapping import (
     MAX_COMMENT,
     column_types,
+    duplicated_in_table,
     glue_type_expr,
     map_assets,
     map_columns,
@@ -217,3 +218,27 @@ def test_limit_checks_find_the_same_duplicate_columns_with_or_without_the_asset_
     keyed = find_violations(*with_asset_key(assets, dup))
     assert plain.filter(pl.col("check") == "unique_column").height > 0
     assert keyed.sort(pl.all()).equals(plain.sort(pl.all()))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["S", "T"]),
+            st.sampled_from(["A", "B", "C"]),
+            st.one_of(st.none(), st.sampled_from(["x", "y", "X", "ü", ""])),
+        ),
+        max_size=40,
+    )
+)
+def test_duplicated_in_table_flags_what_a_struct_comparison_flags(
+    rows: list[tuple[str, str, str | None]],
+) -> None:
+    columns = pl.DataFrame(
+        rows, schema={"space": pl.Utf8, "name": pl.Utf8, "glue_column": pl.Utf8}, orient="row"
+    )
+    assets = columns.select("space", "name").unique(maintain_order=True)
+    expected = columns.select(pl.struct("space", "name", "glue_column").is_duplicated()).to_series().to_list()
+    assert duplicated_in_table(columns, "glue_column").to_list() == expected
+    keyed = with_asset_key(assets, columns)[1]
+    assert duplicated_in_table(keyed, "glue_column").to_list() == expected
