@@ -242,3 +242,15 @@ def test_duplicated_in_table_flags_what_a_struct_comparison_flags(
     assert duplicated_in_table(columns, "glue_column").to_list() == expected
     keyed = with_asset_key(assets, columns)[1]
     assert duplicated_in_table(keyed, "glue_column").to_list() == expected
+
+
+def test_table_inputs_in_slices_equal_one_pass(sales_frames, monkeypatch) -> None:
+    import metasync.transform.mapping as mapping
+
+    keyed = with_asset_key(*sales_frames)
+    whole = table_inputs(*keyed)
+    monkeypatch.setattr(mapping, "TABLE_INPUT_SLICE", 1)
+    sliced = table_inputs(*keyed)
+    assert sliced.equals(whole)
+    assert sliced["table_input"].n_chunks() > 1  # it was done in slices
+    assert sliced.height == sales_frames[0].height
