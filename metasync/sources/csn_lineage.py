@@ -40,7 +40,7 @@ def _stronger(first: str, second: str) -> str:
 
 def _with_transform(upstreams: list[Upstream], transform: str) -> list[Upstream]:
     rank = TRANSFORM_RANK[transform]
-    if all(TRANSFORM_RANK[up.transform] >= rank for up in upstreams):
+    if rank == 0 or all(TRANSFORM_RANK[up.transform] >= rank for up in upstreams):
         return upstreams  # nothing gets stronger: keep the (immutable) tuples as they are
     return [
         up if TRANSFORM_RANK[up.transform] >= rank else Upstream(up.space, up.name, up.column, transform)
@@ -188,6 +188,8 @@ def _passthrough(scope: _Scope) -> _Source | None:
 
 def _expand_self(columns: dict[str, list[Upstream]]) -> dict[str, list[Upstream]]:
     """Replace references to other columns of the same query (`$projection.X`) by X's upstreams."""
+    if all(up.space is not None for upstreams in columns.values() for up in upstreams):
+        return columns  # no such reference (most queries)
     done: dict[str, list[Upstream]] = {}
 
     def expand(name: str, visiting: frozenset[str]) -> list[Upstream]:
