@@ -73,10 +73,10 @@ ASSET_KEY = "_asset"
 
 
 def with_asset_key(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Both frames with `_asset` (UInt32), an internal key naming the asset of each row: the row of the asset in
-    `assets` (unique on space and name), and past those for columns whose asset is missing, one key per
-    (space, name). Joins, group-bys and uniqueness checks of millions of columns by their table then hash one
-    integer instead of two strings.
+    """Both frames with `_asset` (UInt32), an internal key naming the asset of each row: one number per distinct
+    (space, name), in order of first appearance, assets first (for assets unique on space and name, as the
+    reader gives them, the key is the asset's row). Joins, group-bys and uniqueness checks of millions of
+    columns by their table then hash one integer instead of two strings.
 
     Columns of one asset usually arrive together (the reader's order), so only the first column of every run of
     the same (space, name) is looked up; columns in any other order get the same keys.
@@ -93,10 +93,14 @@ def with_asset_key(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.Data
         .with_row_index(ASSET_KEY)
     )
     of_heads = heads.join(ids, on=keys, how="left", maintain_order="left").select(ASSET_KEY)
-    run, of_head = pl.collect_all([runs.select("_run"), of_heads], engine="in-memory")
+    run, of_head, numbered = pl.collect_all([runs.select("_run"), of_heads, ids], engine="in-memory")
     key = of_head[ASSET_KEY].gather(run["_run"]) if columns.height else pl.Series(ASSET_KEY, [], pl.UInt32)
+    if numbered.head(assets.height).select(keys).equals(assets.select(keys)):
+        asset_key = pl.int_range(assets.height, dtype=pl.UInt32, eager=True)  # unique assets: the row
+    else:
+        asset_key = assets.select(keys).join(numbered, on=keys, how="left", maintain_order="left")[ASSET_KEY]
     return (
-        assets.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias(ASSET_KEY)),
+        assets.with_columns(asset_key.cast(pl.UInt32).alias(ASSET_KEY)),
         columns.with_columns(key.cast(pl.UInt32).alias(ASSET_KEY)),
     )
 

@@ -195,6 +195,11 @@ def test_asset_key_is_the_asset_row_in_any_column_order_and_numbers_orphans_apar
     assert keyed.drop("_asset").equals(columns)
     empty_assets, empty = with_asset_key(assets, columns.clear())
     assert empty.height == 0 and empty["_asset"].dtype == pl.UInt32
+    # An asset listed twice (frames built by hand) keeps one key, so its columns still find their table.
+    twice, _ = _source([("S", "A"), ("S", "B"), ("S", "A")], [])
+    twice_keyed, twice_columns = with_asset_key(twice, columns.head(3))
+    assert twice_keyed["_asset"].to_list() == [0, 1, 0]
+    assert twice_columns["_asset"].to_list() == [1, 0, 0]
 
 
 def test_names_and_table_inputs_are_the_same_with_or_without_the_asset_key(sales_frames) -> None:
