@@ -470,6 +470,7 @@ def _set_pairs(column: str, keys: list[str]) -> pl.Expr:
 
 
 TABLE_INPUT_SLICE = 10_000  # assets
+TABLE_INPUT_WORKERS = 4  # slices at once, at most (each holds some 100 MB of texts at 20 columns an asset)
 
 
 def table_inputs(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame:
@@ -480,7 +481,7 @@ def table_inputs(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame:
     order.
 
     Frames with the internal asset key are done in slices of 10,000 assets, as many at once as Polars has
-    threads: the texts of each column and of each table's columns then exist for a few slices at a time, not
+    threads (at most 4): the texts of each column and of each table's columns then exist for a few slices at a time, not
     for the whole tenant beside the result (1.1 GB less at 2 million columns), and encoding, which runs on one
     core per query, runs on all of them (1.8 s to 1.1 s on two cores).
     """
@@ -498,7 +499,9 @@ def table_inputs(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame:
             columns.filter(pl.col("_slice") == index).drop("_slice"),
         )
 
-    with ThreadPoolExecutor(max_workers=max(1, min(count, pl.thread_pool_size()))) as pool:
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(count, pl.thread_pool_size(), TABLE_INPUT_WORKERS))
+    ) as pool:
         return pl.concat(list(pool.map(part, range(count))))
 
 
