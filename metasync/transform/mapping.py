@@ -481,9 +481,9 @@ def table_inputs(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame:
     order.
 
     Frames with the internal asset key are done in slices of 10,000 assets, as many at once as Polars has
-    threads (at most 4): the texts of each column and of each table's columns then exist for a few slices at a time, not
-    for the whole tenant beside the result (1.1 GB less at 2 million columns), and encoding, which runs on one
-    core per query, runs on all of them (1.8 s to 1.1 s on two cores).
+    threads (at most 4): the texts of each column and of each table's columns then exist for a few slices at a
+    time, not for the whole tenant beside the result (1.1 GB less at 2 million columns), and encoding, which
+    runs on one core per query, runs on all of them (1.8 s to 1.1 s on two cores).
     """
     if assets.height <= TABLE_INPUT_SLICE or table_keys(assets, columns) != [ASSET_KEY]:
         return _table_inputs(assets, columns)
