@@ -462,7 +462,9 @@ def _plan(cfg: Config, rows: pl.DataFrame, edges: pl.DataFrame, audit: AuditLog)
         blocked=_held(rows),
     )
     audit.extend(cycle_events(planned))
-    plan = rows.join(planned, on=["space", "name"], how="left", maintain_order="left").with_columns(
+    plan = rows.join(
+        planned.drop("kind"), on=["space", "name"], how="left", maintain_order="left"
+    ).with_columns(
         batch=pl.col("batch").fill_null(0).cast(pl.Int32),
         priority=pl.col("priority").fill_null(0).cast(pl.Int32),
         upstreams=pl.col("upstreams").fill_null(pl.lit([], dtype=pl.List(pl.Utf8))),

@@ -155,6 +155,9 @@ def test_plan_is_a_dry_run_that_writes_nothing(example_workspace: Path) -> None:
     assert not (example_workspace / "catalog").exists()
     assert (result.audit_dir / "summary.json").exists()
     assert set(result.plan.columns) >= {"space", "name", "batch", "priority", "action"}
+    assert not [c for c in result.plan.columns if c.endswith("_right") or c.startswith("_")]
+    written = pl.read_csv(result.audit_dir / "plan.csv")
+    assert "kind" in written.columns and not [c for c in written.columns if c.endswith("_right")]
     assert set(result.plan["action"]) <= set(PLAN_ACTIONS)
     # batches respect data flow: the analytic model comes after its fact view
     batch = dict(result.plan.select("name", "batch").iter_rows())
