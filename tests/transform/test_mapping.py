@@ -259,3 +259,16 @@ def test_table_inputs_in_slices_equal_one_pass(sales_frames, monkeypatch) -> Non
     assert sliced.equals(whole)
     assert sliced["table_input"].n_chunks() > 1  # it was done in slices
     assert sliced.height == sales_frames[0].height
+
+
+def test_table_inputs_of_an_asset_listed_twice_do_not_repeat_its_columns(sales_frames, monkeypatch) -> None:
+    import metasync.transform.mapping as mapping
+
+    assets, columns = sales_frames
+    twice = pl.concat([assets, assets.head(1)])
+    keyed = with_asset_key(twice, columns)
+    whole = table_inputs(*keyed)
+    monkeypatch.setattr(mapping, "TABLE_INPUT_SLICE", 1)
+    assert table_inputs(*keyed).equals(whole)
+    assert whole.height == twice.height
+    assert whole["table_input"][0] == whole["table_input"][-1]
