@@ -254,7 +254,7 @@ def test_table_inputs_in_slices_equal_one_pass(sales_frames, monkeypatch) -> Non
 
     keyed = with_asset_key(*sales_frames)
     whole = table_inputs(*keyed)
-    monkeypatch.setattr(mapping, "TABLE_INPUT_SLICE", 1)
+    monkeypatch.setattr(mapping, "SLICE_ASSETS", 1)
     sliced = table_inputs(*keyed)
     assert sliced.equals(whole)
     assert sliced["table_input"].n_chunks() > 1  # it was done in slices
@@ -268,7 +268,7 @@ def test_table_inputs_of_an_asset_listed_twice_do_not_repeat_its_columns(sales_f
     twice = pl.concat([assets, assets.head(1)])
     keyed = with_asset_key(twice, columns)
     whole = table_inputs(*keyed)
-    monkeypatch.setattr(mapping, "TABLE_INPUT_SLICE", 1)
+    monkeypatch.setattr(mapping, "SLICE_ASSETS", 1)
     assert table_inputs(*keyed).equals(whole)
     assert whole.height == twice.height
     assert whole["table_input"][0] == whole["table_input"][-1]
