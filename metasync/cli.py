@@ -104,9 +104,13 @@ def _print_summary(result: Any, *, title: str) -> None:
     out.print(table)
     calls = ", ".join(f"{k} {v}" for k, v in summary["api_calls"].items()) or "none"
     out.print(f"target calls: {calls}")
-    problems = result.plan.filter(result.plan["action"].is_in(["quarantine", "conflict", "skip"]) | (result.plan["status"] == "failed"))
+    problems = result.plan.filter(
+        result.plan["action"].is_in(["quarantine", "conflict", "skip"]) | (result.plan["status"] == "failed")
+    )
     for row in problems.head(20).iter_rows(named=True):
-        out.print(f"  [yellow]{row['action']}[/] {row['space']}.{row['name']}: {row['reason']}", highlight=False)
+        out.print(
+            f"  [yellow]{row['action']}[/] {row['space']}.{row['name']}: {row['reason']}", highlight=False
+        )
     if problems.height > 20:
         out.print(f"  ... and {problems.height - 20} more (see the audit folder)")
     out.print(f"status: [bold]{summary['status']}[/]  audit: {result.audit_dir}")
@@ -116,7 +120,9 @@ def _print_summary(result: Any, *, title: str) -> None:
 def sync(
     config: ConfigOption,
     env: EnvOption = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan against the target; write nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Plan against the target; write nothing.")
+    ] = False,
     delete_stale: Annotated[
         bool, typer.Option("--delete-stale", help="Delete managed tables whose source asset is gone.")
     ] = False,
@@ -173,7 +179,9 @@ def lineage(
     env: EnvOption = None,
     asset: Annotated[str | None, typer.Option("--asset", help="ASSET_ID (SPACE.NAME) to centre on.")] = None,
     direction: Annotated[Direction, typer.Option("--direction")] = Direction.both,
-    depth: Annotated[int | None, typer.Option("--depth", min=0, help="Steps from --asset (default: all).")] = None,
+    depth: Annotated[
+        int | None, typer.Option("--depth", min=0, help="Steps from --asset (default: all).")
+    ] = None,
     fmt: Annotated[Format, typer.Option("--format")] = Format.table,
     debug: DebugOption = False,
 ) -> None:
@@ -219,7 +227,9 @@ def watch(
     every: Annotated[str, typer.Option("--every", help="Interval between runs: 30s, 15m, 2h, 1d.")],
     env: EnvOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan on every run; write nothing.")] = False,
-    max_runs: Annotated[int | None, typer.Option("--max-runs", min=1, help="Stop after this many runs.")] = None,
+    max_runs: Annotated[
+        int | None, typer.Option("--max-runs", min=1, help="Stop after this many runs.")
+    ] = None,
     debug: DebugOption = False,
 ) -> None:
     """Sync on an interval, re-reading the configuration before every run (edits apply without a restart)."""
@@ -235,7 +245,10 @@ def watch(
 
     def report(record: Any) -> None:
         where = record.error or f"audit: {record.audit_dir}"
-        out.print(f"run {record.number}: [bold]{record.status}[/] (exit {record.exit_code}) {where}", highlight=False)
+        out.print(
+            f"run {record.number}: [bold]{record.status}[/] (exit {record.exit_code}) {where}",
+            highlight=False,
+        )
 
     try:
         records = run_every(

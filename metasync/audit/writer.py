@@ -88,7 +88,11 @@ class AuditLog:
             # keeps a 100,000-table plan file small and its write under a second.
             bulky = ("table_input", "current_definition")
             flat = plan.select(
-                [c for c, t in plan.schema.items() if not isinstance(t, (pl.List, pl.Struct)) and c not in bulky]
+                [
+                    c
+                    for c, t in plan.schema.items()
+                    if not isinstance(t, (pl.List, pl.Struct)) and c not in bulky
+                ]
             )
             flat.write_parquet(out / "plan.parquet")
             flat.write_csv(out / "plan.csv")

@@ -81,9 +81,7 @@ def derive_token_url(url: str) -> str:
             "(expected https://<tenant>.<region>.hcs.cloud.sap).",
             hint="Set source.token_url to the token URL shown with the OAuth client in App Integration.",
         )
-    return (
-        f"https://{match['tenant']}.authentication.{match['region']}.hana.ondemand.com/oauth/token"
-    )
+    return f"https://{match['tenant']}.authentication.{match['region']}.hana.ondemand.com/oauth/token"
 
 
 def _retry_after_seconds(response: httpx.Response) -> float | None:
@@ -123,7 +121,9 @@ class DatasphereClient:
         self._sleep = sleep
         self._http = httpx.Client(
             timeout=config.timeout,
-            limits=httpx.Limits(max_connections=config.max_workers, max_keepalive_connections=config.max_workers),
+            limits=httpx.Limits(
+                max_connections=config.max_workers, max_keepalive_connections=config.max_workers
+            ),
             follow_redirects=False,
         )
         self._token_lock = threading.Lock()
@@ -171,7 +171,9 @@ class DatasphereClient:
             if not isinstance(name, str) or not name:
                 raise SourceError(f"{url} listed an object without a 'technicalName': {str(item)[:200]}")
             changed = item.get("changedOn")
-            objects.append(ListedObject(space, object_type, name, changed if isinstance(changed, str) else None))
+            objects.append(
+                ListedObject(space, object_type, name, changed if isinstance(changed, str) else None)
+            )
         return objects
 
     def read_object(self, space: str, object_type: str, technical_name: str) -> dict[str, Any]:
@@ -375,8 +377,10 @@ class DatasphereClient:
                 continue
             if response.status_code == 429 or response.status_code >= 500:
                 attempt = self._retry_or_raise(
-                    attempt, "Token", response, f"the token endpoint {self._token_url} answered "
-                    f"HTTP {response.status_code}"
+                    attempt,
+                    "Token",
+                    response,
+                    f"the token endpoint {self._token_url} answered HTTP {response.status_code}",
                 )
                 continue
             if response.status_code in (400, 401, 403):

@@ -55,7 +55,9 @@ def _previous_files(folder: Path) -> list[str]:
         try:
             files = orjson.loads(manifest.read_bytes()).get("files", [])
         except (OSError, orjson.JSONDecodeError, AttributeError) as exc:
-            raise ConfigError(f"{manifest} is not a readable export manifest; remove it or choose another folder.") from exc
+            raise ConfigError(
+                f"{manifest} is not a readable export manifest; remove it or choose another folder."
+            ) from exc
         return [f for f in files if isinstance(f, str)]
     if any(folder.iterdir()):
         raise ConfigError(

@@ -135,7 +135,9 @@ def flow_edges(documents: Iterable[tuple[str, dict[str, Any]]]) -> pl.DataFrame:
         for section in FLOW_SECTIONS:
             for flow_name, flow in _dict(payload.get(section)).items():
                 for source, target in _flow_pairs(section, _dict(flow)):
-                    for column, value in zip(EDGE_COLUMNS, (space, source, space, target, "flow", flow_name), strict=True):
+                    for column, value in zip(
+                        EDGE_COLUMNS, (space, source, space, target, "flow", flow_name), strict=True
+                    ):
                         rows[column].append(value)
     return pl.DataFrame(rows, schema={column: pl.Utf8 for column in EDGE_COLUMNS}).unique(maintain_order=True)
 

@@ -103,7 +103,11 @@ class DatasphereSource:
             self._save_state(cached, objects, read_spaces)
         incomplete = bool(denied) or any(e.severity == "error" for e in events)
         log.info(
-            "read %d objects from %d of %d spaces of %s", len(objects), len(read_spaces), len(spaces), self.config.url
+            "read %d objects from %d of %d spaces of %s",
+            len(objects),
+            len(read_spaces),
+            len(spaces),
+            self.config.url,
         )
         return TenantSnapshot(objects=objects, spaces=read_spaces, events=events, incomplete=incomplete)
 
@@ -157,12 +161,16 @@ class DatasphereSource:
             url = client.object_url(item.space, item.object_type, item.technical_name)
             hit = cached.get((item.space, item.object_type, item.technical_name))
             if hit is not None and item.changed_at is not None and hit.changed_at == item.changed_at:
-                return TenantObject(item.space, item.object_type, item.technical_name, url, hit.payload, item.changed_at)
+                return TenantObject(
+                    item.space, item.object_type, item.technical_name, url, hit.payload, item.changed_at
+                )
             try:
                 payload = client.read_object(item.space, item.object_type, item.technical_name)
             except (SpaceAccessDenied, ObjectNotFound) as exc:
                 return exc
-            return TenantObject(item.space, item.object_type, item.technical_name, url, payload, item.changed_at)
+            return TenantObject(
+                item.space, item.object_type, item.technical_name, url, payload, item.changed_at
+            )
 
         objects: list[TenantObject] = []
         for item, result in zip(listed, self._parallel(read_one, listed), strict=True):
@@ -183,9 +191,7 @@ class DatasphereSource:
             elif isinstance(result, TenantObject):
                 objects.append(result)
         if cached:
-            reused = sum(
-                1 for o in objects if o.payload is getattr(cached.get(_key(o)), "payload", None)
-            )
+            reused = sum(1 for o in objects if o.payload is getattr(cached.get(_key(o)), "payload", None))
             events.append(
                 Event(
                     event="incremental_read",

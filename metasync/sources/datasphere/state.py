@@ -54,7 +54,11 @@ class StateStore:
         except (OSError, orjson.JSONDecodeError) as exc:
             log.warning("ignoring the incremental state %s (%s); every object is read again", self.path, exc)
             return {}
-        if not isinstance(data, dict) or data.get("version") != STATE_VERSION or data.get("tenant") != self._tenant:
+        if (
+            not isinstance(data, dict)
+            or data.get("version") != STATE_VERSION
+            or data.get("tenant") != self._tenant
+        ):
             return {}
         objects = {}
         for entry in data.get("objects") or []:

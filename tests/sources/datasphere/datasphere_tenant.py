@@ -55,7 +55,9 @@ class FakeTenant:
     client_secret: str = "tOp-SeCrEt-9f3a1c77e2"
     catalog_page_size: int = 2
     catalog_as_array: bool = False  # answer the space list as one bare JSON array, as some tenants do
-    broken_paging: bool = False  # lists ignore $skip and the catalog's next link points back to its first page
+    broken_paging: bool = (
+        False  # lists ignore $skip and the catalog's next link points back to its first page
+    )
     list_default_top: int = 25
     list_max_top: int = 200
     token_lifetime: int = 3600
@@ -84,8 +86,14 @@ class FakeTenant:
         self.spaces.setdefault(space, {})
 
     def fail(
-        self, pattern: str, status: int, *, times: int = 1, headers: dict[str, str] | None = None,
-        delay: float = 0.0, method: str = "GET",
+        self,
+        pattern: str,
+        status: int,
+        *,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        delay: float = 0.0,
+        method: str = "GET",
     ) -> None:
         """Answer the next `times` matching requests with `status` (after `delay` seconds)."""
         self.faults.append(Fault(re.compile(pattern), status, headers or {}, times, delay, method))
@@ -113,7 +121,9 @@ class FakeTenant:
         handler = type("Handler", (_Handler,), {"tenant": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -190,7 +200,7 @@ class FakeTenant:
         if match["name"] is None:
             top = min(int(query.get("$top", [self.list_default_top])[0]), self.list_max_top)
             skip = 0 if self.broken_paging else int(query.get("$skip", ["0"])[0])
-            names = sorted(objects)[skip: skip + top]
+            names = sorted(objects)[skip : skip + top]
             return 200, [
                 {"technicalName": n, "changedOn": self.changed_on[(space, object_type, n)]} for n in names
             ]
@@ -204,7 +214,7 @@ class FakeTenant:
     def _catalog_page(self, query: dict[str, list[str]]) -> dict[str, Any]:
         names = sorted(s for s in self.spaces.keys() | self.forbidden if s not in self.hidden_from_catalog)
         start = 0 if self.broken_paging else int(query.get("$skiptoken", ["0"])[0])
-        page = names[start: start + self.catalog_page_size]
+        page = names[start : start + self.catalog_page_size]
         body: dict[str, Any] = {
             "@odata.context": "$metadata#spaces",
             "value": [{"name": n, "label": n.title()} for n in page],
@@ -241,7 +251,12 @@ class _Handler(BaseHTTPRequestHandler):
                 tenant.in_flight -= 1
 
     def _answer(
-        self, method: str, raw_path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes,
+        self,
+        method: str,
+        raw_path: str,
+        query: dict[str, list[str]],
+        headers: dict[str, str],
+        body: bytes,
         record: Recorded,
     ) -> None:
         fault = self.tenant._fault_for(method, raw_path)
@@ -302,7 +317,9 @@ def split_file(path: Path, space: str) -> list[tuple[str, str, str, dict[str, An
     """
     csn = json.loads(path.read_text(encoding="utf-8"))
     definitions: dict[str, Any] = csn.get("definitions", {})
-    header = {k: v for k, v in csn.items() if k not in ("definitions", "businessLayerDefinitions", "editorSettings")}
+    header = {
+        k: v for k, v in csn.items() if k not in ("definitions", "businessLayerDefinitions", "editorSettings")
+    }
     shared = {k: v for k, v in definitions.items() if isinstance(v, dict) and v.get("kind") != "entity"}
     foreign = {
         k: v["@DataWarehouse.space.name"]
@@ -317,7 +334,7 @@ def split_file(path: Path, space: str) -> list[tuple[str, str, str, dict[str, An
         owner, technical_name, context = space, name, shared
         for prefix, other in foreign.items():
             if name.startswith(prefix + "."):
-                owner, technical_name, context = other, name[len(prefix) + 1:], {prefix: shared[prefix]}
+                owner, technical_name, context = other, name[len(prefix) + 1 :], {prefix: shared[prefix]}
         document = dict(header)
         document["definitions"] = {**context, name: definition}
         if name in layers:

@@ -19,7 +19,9 @@ from metasync.sources.datasphere.client import (
 from .datasphere_tenant import FakeTenant
 
 
-def make_client(tenant: FakeTenant, sleeps: list[float] | None = None, **overrides: object) -> DatasphereClient:
+def make_client(
+    tenant: FakeTenant, sleeps: list[float] | None = None, **overrides: object
+) -> DatasphereClient:
     config = DatasphereSourceConfig.model_validate(tenant.source_config(**overrides))
     if sleeps is None:
         return DatasphereClient(config)
@@ -27,7 +29,9 @@ def make_client(tenant: FakeTenant, sleeps: list[float] | None = None, **overrid
 
 
 def table(name: str) -> dict:
-    return {"definitions": {name: {"kind": "entity", "elements": {"ID": {"type": "cds.Integer", "key": True}}}}}
+    return {
+        "definitions": {name: {"kind": "entity", "elements": {"ID": {"type": "cds.Integer", "key": True}}}}
+    }
 
 
 def test_token_url_is_derived_from_the_tenant_url() -> None:
@@ -98,7 +102,10 @@ def test_a_second_401_after_refresh_is_an_auth_error(tenant: FakeTenant) -> None
 
 def test_wrong_secret_is_refused_without_revealing_it(tenant: FakeTenant) -> None:
     tenant.add_space("SALES")
-    with make_client(tenant, client_secret="wrong-Secret-0042") as client, pytest.raises(ConnectorAuthError) as caught:
+    with (
+        make_client(tenant, client_secret="wrong-Secret-0042") as client,
+        pytest.raises(ConnectorAuthError) as caught,
+    ):
         client.list_objects("SALES", "views")
     message = str(caught.value) + repr(caught.value) + repr(caught.value.__cause__)
     assert "token endpoint" in message and tenant.token_url in message
@@ -224,7 +231,9 @@ def test_design_time_lists_page_with_top_and_skip(tenant: FakeTenant) -> None:
     assert [o.technical_name for o in listed] == names
     pages = tenant.calls("GET", "/BIG/localtables$")
     assert [(p.query["$top"], p.query["$skip"]) for p in pages] == [
-        (["200"], ["0"]), (["200"], ["200"]), (["200"], ["400"])
+        (["200"], ["0"]),
+        (["200"], ["200"]),
+        (["200"], ["400"]),
     ]
 
 
@@ -250,7 +259,9 @@ def test_listing_carries_change_timestamps(tenant: FakeTenant) -> None:
     assert listed.changed_at == "2025-03-01T10:00:00Z"
 
 
-@pytest.mark.parametrize("name", ["SAP.TIME.VIEW_DIMENSION_DAY", "a/b", "Alpha-2 code", "Größe ü", "../x", "50%"])
+@pytest.mark.parametrize(
+    "name", ["SAP.TIME.VIEW_DIMENSION_DAY", "a/b", "Alpha-2 code", "Größe ü", "../x", "50%"]
+)
 def test_hostile_technical_names_round_trip(tenant: FakeTenant, name: str) -> None:
     tenant.add_object("SALES", "views", name, table(name))
     with make_client(tenant) as client:

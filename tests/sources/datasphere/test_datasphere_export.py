@@ -48,7 +48,9 @@ def small_tenant(tenant: FakeTenant) -> None:
     tenant.add_object("SALES", "localtables", "ORDERS_COPY", table("ORDERS_COPY", "ID"))
     tenant.add_object("SALES", "views", "V_ORDERS", view("V_ORDERS", "ORDERS_COPY"))
     tenant.add_object("SALES", "dataflows", "DF_ORDERS", data_flow("DF_ORDERS", "RT_ORDERS", "ORDERS"))
-    tenant.add_object("SALES", "transformationflows", "TF", transformation_flow("TF", "ORDERS", "ORDERS_COPY"))
+    tenant.add_object(
+        "SALES", "transformationflows", "TF", transformation_flow("TF", "ORDERS", "ORDERS_COPY")
+    )
     tenant.add_object("SALES", "replicationflows", "RF_S4", replication_flow("RF_S4"))
     tenant.add_object("FINANCE", "localtables", "a/b ../Größe", table("a/b ../Größe", "ID"))
 
@@ -95,7 +97,9 @@ def test_export_then_csn_sync_plans_like_the_tenant(tenant: FakeTenant, tmp_path
 
 
 @pytest.mark.corpus
-def test_export_of_the_corpus_plans_like_the_tenant(tenant: FakeTenant, corpus_path: Path, tmp_path: Path) -> None:
+def test_export_of_the_corpus_plans_like_the_tenant(
+    tenant: FakeTenant, corpus_path: Path, tmp_path: Path
+) -> None:
     load_corpus(tenant, corpus_path, tmp_path / "files")
     direct = metasync.plan(tenant_config(tenant, tmp_path))
     export_tenant(load_config(tenant_config(tenant, tmp_path)), tmp_path / "export")
@@ -105,7 +109,9 @@ def test_export_of_the_corpus_plans_like_the_tenant(tenant: FakeTenant, corpus_p
     assert direct.summary["counts"]["assets"] > 150
 
 
-def test_export_again_removes_deleted_objects_and_keeps_unread_spaces(tenant: FakeTenant, tmp_path: Path) -> None:
+def test_export_again_removes_deleted_objects_and_keeps_unread_spaces(
+    tenant: FakeTenant, tmp_path: Path
+) -> None:
     small_tenant(tenant)
     config = load_config(tenant_config(tenant, tmp_path))
     export_tenant(config, tmp_path / "export")
@@ -171,7 +177,9 @@ def test_cli_export_exit_codes(tenant: FakeTenant, tmp_path: Path) -> None:
     assert "the technical user is not a member of space FINANCE" in partial.stderr
 
     tenant.fail(r"/catalog/spaces", 503, times=100)
-    down = run_cli("export", "-c", str(write_config(tenant, tmp_path, max_retries=1)), "--to", "x", cwd=tmp_path, env=env)
+    down = run_cli(
+        "export", "-c", str(write_config(tenant, tmp_path, max_retries=1)), "--to", "x", cwd=tmp_path, env=env
+    )
     assert down.returncode == 3
     assert "catalog/spaces" in down.stderr and "Traceback" not in down.stderr
 
@@ -195,7 +203,9 @@ def test_the_secret_appears_in_no_output_log_or_file(tenant: FakeTenant, tmp_pat
     ]
     assert [o.returncode for o in outputs] == [1, 1, 0, 1]
     tenant.fail(r"/oauth/token", 500, times=100, method="POST")
-    failed = run_cli("sync", "-c", str(write_config(tenant, tmp_path, max_retries=0)), "--debug", cwd=tmp_path, env=env)
+    failed = run_cli(
+        "sync", "-c", str(write_config(tenant, tmp_path, max_retries=0)), "--debug", cwd=tmp_path, env=env
+    )
     assert failed.returncode == 3
     outputs.append(failed)
     tenant.faults.clear()
@@ -214,7 +224,9 @@ def test_the_secret_appears_in_no_output_log_or_file(tenant: FakeTenant, tmp_pat
         assert secret.encode() not in path.read_bytes(), path
 
 
-def test_the_secret_is_not_logged_in_process(tenant: FakeTenant, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_the_secret_is_not_logged_in_process(
+    tenant: FakeTenant, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     small_tenant(tenant)
     tenant.fail(r"/localtables/ORDERS$", 500)
     tenant.token_max_uses = 50

@@ -19,7 +19,9 @@ from .datasphere_tenant import FakeTenant, load_corpus
 
 
 def source(tenant: FakeTenant, audit_dir: Path | None = None, **overrides: Any) -> DatasphereSource:
-    return DatasphereSource(DatasphereSourceConfig.model_validate(tenant.source_config(**overrides)), audit_dir=audit_dir)
+    return DatasphereSource(
+        DatasphereSourceConfig.model_validate(tenant.source_config(**overrides)), audit_dir=audit_dir
+    )
 
 
 def rows(frame: pl.DataFrame) -> list[tuple[Any, ...]]:
@@ -167,10 +169,14 @@ def test_data_and_replication_flows_become_flow_edges(tenant: FakeTenant) -> Non
     tenant.add_object("SALES", "localtables", "ORDERS_COPY", table("ORDERS_COPY"))
     tenant.add_object("SALES", "dataflows", "DF_ORDERS", data_flow("DF_ORDERS", "RT_ORDERS", "ORDERS"))
     tenant.add_object("SALES", "replicationflows", "RF_S4", replication_flow("RF_S4"))
-    tenant.add_object("SALES", "transformationflows", "TF_COPY", transformation_flow("TF_COPY", "ORDERS", "ORDERS_COPY"))
+    tenant.add_object(
+        "SALES", "transformationflows", "TF_COPY", transformation_flow("TF_COPY", "ORDERS", "ORDERS_COPY")
+    )
     frames = source(tenant).read()
     flows = frames.edges.filter(pl.col("kind") == "flow")
-    assert sorted(flows.select("source_space", "source_name", "target_space", "target_name", "via").rows()) == [
+    assert sorted(
+        flows.select("source_space", "source_name", "target_space", "target_name", "via").rows()
+    ) == [
         ("SALES", "CURRENCY_RATES", "SALES", "ORDERS_COPY", "TF_COPY"),
         ("SALES", "ORDERS", "SALES", "ORDERS_COPY", "TF_COPY"),
         ("SALES", "RT_ORDERS", "SALES", "ORDERS", "DF_ORDERS"),
@@ -187,7 +193,11 @@ def data_flow(name: str, source_table: str, target_table: str) -> dict[str, Any]
             "component": component,
             "metadata": {
                 "label": entity,
-                "config": {"service": "HANA", "hanaConnection": {"connectionID": "$DWC"}, "dwcEntity": entity},
+                "config": {
+                    "service": "HANA",
+                    "hanaConnection": {"connectionID": "$DWC"},
+                    "dwcEntity": entity,
+                },
             },
         }
 
@@ -240,7 +250,10 @@ def transformation_flow(name: str, source_table: str, target_table: str) -> dict
             "SELECT": {
                 "from": {
                     "join": "left",
-                    "args": [{"ref": [source_table], "as": "s"}, {"ref": [{"id": "CURRENCY_RATES", "args": {}}]}],
+                    "args": [
+                        {"ref": [source_table], "as": "s"},
+                        {"ref": [{"id": "CURRENCY_RATES", "args": {}}]},
+                    ],
                     "on": [{"ref": ["s", "ID"]}, "=", {"ref": ["CURRENCY_RATES", "ID"]}],
                 },
                 "columns": [{"ref": ["s", "ID"]}],
@@ -256,7 +269,9 @@ def transformation_flow(name: str, source_table: str, target_table: str) -> dict
                     "processes": {
                         "viewtransform1": {
                             "component": "com.sap.dwc.viewtransform",
-                            "metadata": {"config": {"definition": transform, "name": f"{name}$TRF_TV_viewtransform1"}},
+                            "metadata": {
+                                "config": {"definition": transform, "name": f"{name}$TRF_TV_viewtransform1"}
+                            },
                         },
                         "target1": {
                             "component": "com.sap.dwc.target",
@@ -264,8 +279,10 @@ def transformation_flow(name: str, source_table: str, target_table: str) -> dict
                         },
                     },
                     "connections": [
-                        {"src": {"port": "outTable", "process": "viewtransform1"},
-                         "tgt": {"port": "inTable", "process": "target1"}}
+                        {
+                            "src": {"port": "outTable", "process": "viewtransform1"},
+                            "tgt": {"port": "inTable", "process": "target1"},
+                        }
                     ],
                 },
             }
@@ -277,7 +294,9 @@ def test_incremental_reads_only_changed_objects(tenant: FakeTenant, tmp_path: Pa
     audit = tmp_path / "metasync-audit"
     tenant.add_object("SALES", "localtables", "ORDERS", table("ORDERS"), changed_on="2025-01-01T00:00:00Z")
     tenant.add_object("SALES", "localtables", "ITEMS", table("ITEMS"), changed_on="2025-01-01T00:00:00Z")
-    tenant.add_object("SALES", "views", "V_ORDERS", view("V_ORDERS", "ORDERS"), changed_on="2025-01-01T00:00:00Z")
+    tenant.add_object(
+        "SALES", "views", "V_ORDERS", view("V_ORDERS", "ORDERS"), changed_on="2025-01-01T00:00:00Z"
+    )
     first = source(tenant, audit).read()
     state_files = list((tmp_path / "metasync-audit.state").glob("datasphere-*.json"))
     assert len(state_files) == 1
@@ -289,7 +308,9 @@ def test_incremental_reads_only_changed_objects(tenant: FakeTenant, tmp_path: Pa
     assert [r for r in tenant.requests if r.path.count("/") == 7] == []  # listed, nothing read
     assert any(e.event == "incremental_read" and e.details == {"reused": 3, "read": 0} for e in second.events)
 
-    tenant.add_object("SALES", "localtables", "ORDERS", table("ORDERS", "ID", "AMOUNT"), changed_on="2025-02-01T00:00:00Z")
+    tenant.add_object(
+        "SALES", "localtables", "ORDERS", table("ORDERS", "ID", "AMOUNT"), changed_on="2025-02-01T00:00:00Z"
+    )
     del tenant.spaces["SALES"]["localtables"]["ITEMS"]
     tenant.requests.clear()
     third = source(tenant, audit).read()
