@@ -114,15 +114,15 @@ def table_keys(*frames: pl.DataFrame | pl.LazyFrame) -> list[str]:
     return ["space", "name"]
 
 
-def duplicated_in_table(frame: pl.DataFrame, name: str) -> pl.Series:
-    """True for every row whose table has another row with the same `name` (nulls count as equal).
+def duplicated_names(frame: pl.DataFrame, group: list[str], name: str) -> pl.Series:
+    """True for every row that shares `name` with another row of the same `group` (nulls count as equal).
 
-    With the internal asset key, each row becomes one 64-bit number (the key, and the category code of the name)
-    and duplicates are found by sorting those and comparing neighbours: several times cheaper than hashing the
-    texts at millions of rows. Without the key, tables are told apart by space and name.
+    Grouped by the internal asset key, each row becomes one 64-bit number (the key, and the category code of
+    the name) and duplicates are found by sorting those and comparing neighbours: several times cheaper than
+    hashing the texts at millions of rows.
     """
-    if ASSET_KEY not in frame.columns:
-        return pl.DataFrame([frame["space"], frame["name"], frame[name]]).is_duplicated()
+    if group != [ASSET_KEY]:
+        return pl.DataFrame([*(frame[g] for g in group), frame[name]]).is_duplicated()
     code = frame[name].cast(pl.Categorical).to_physical().cast(pl.UInt64).fill_null(2**32 - 1)
     key = frame[ASSET_KEY].cast(pl.UInt64) * 2**32 + code
     ordered = key.sort()
@@ -382,10 +382,7 @@ def _dedupe(
 
     Ranks are computed only among the rows whose name clashes, so the common case costs one hash pass.
     """
-    if group == [ASSET_KEY]:
-        clash = duplicated_in_table(frame, name_col)
-    else:
-        clash = frame.select(pl.struct([*group, name_col]).is_duplicated()).to_series()
+    clash = duplicated_names(frame, group, name_col)
     too_long = frame[name_col].str.len_bytes() > MAX_NAME
     candidates = (clash | too_long).arg_true()
     if candidates.is_empty():

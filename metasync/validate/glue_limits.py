@@ -13,12 +13,11 @@ import pandera.polars as pa
 import polars as pl
 
 from metasync.transform.mapping import (
-    ASSET_KEY,
     MAX_COMMENT,
     MAX_DESCRIPTION,
     MAX_NAME,
     MAX_PARAMETER_VALUE,
-    duplicated_in_table,
+    duplicated_names,
     table_keys,
 )
 
@@ -44,12 +43,11 @@ class LimitCheck:
 
 
 def _unique_in_table(frame: pl.LazyFrame) -> pl.Expr:
-    """No other column of the same table has the same Glue name (with the internal asset key, found by
-    `duplicated_in_table`, computed here once for the frame checked)."""
+    """No other column of the same table has the same Glue name (found by `duplicated_names`, computed here
+    once for the frame checked)."""
     keys = table_keys(frame)
-    if keys == [ASSET_KEY]:
-        return pl.lit(~duplicated_in_table(frame.select(ASSET_KEY, "glue_column").collect(), "glue_column"))
-    return ~pl.struct(*keys, "glue_column").is_duplicated()
+    names = frame.select(*keys, "glue_column").collect()
+    return pl.lit(~duplicated_names(names, keys, "glue_column"))
 
 
 def _params_ok(column: str) -> pl.Expr:

@@ -12,7 +12,7 @@ from metasync.sources.csn import CsnDocument, read_documents
 from metasync.transform.mapping import (
     MAX_COMMENT,
     column_types,
-    duplicated_in_table,
+    duplicated_names,
     glue_type_expr,
     map_assets,
     map_columns,
@@ -236,7 +236,7 @@ def test_limit_checks_find_the_same_duplicate_columns_with_or_without_the_asset_
         max_size=40,
     )
 )
-def test_duplicated_in_table_flags_what_a_struct_comparison_flags(
+def test_duplicated_names_flags_what_a_struct_comparison_flags(
     rows: list[tuple[str, str, str | None]],
 ) -> None:
     columns = pl.DataFrame(
@@ -244,9 +244,9 @@ def test_duplicated_in_table_flags_what_a_struct_comparison_flags(
     )
     assets = columns.select("space", "name").unique(maintain_order=True)
     expected = columns.select(pl.struct("space", "name", "glue_column").is_duplicated()).to_series().to_list()
-    assert duplicated_in_table(columns, "glue_column").to_list() == expected
+    assert duplicated_names(columns, ["space", "name"], "glue_column").to_list() == expected
     keyed = with_asset_key(assets, columns)[1]
-    assert duplicated_in_table(keyed, "glue_column").to_list() == expected
+    assert duplicated_names(keyed, ["_asset"], "glue_column").to_list() == expected
 
 
 def test_table_inputs_in_slices_equal_one_pass(sales_frames, monkeypatch) -> None:
