@@ -84,16 +84,7 @@ class AuditLog:
         records = events.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")).to_dicts()
         (out / "events.json").write_bytes(orjson.dumps(records, option=orjson.OPT_INDENT_2))
         if plan is not None:
-            # The TableInput texts (desired and current) are the catalog itself, not the plan: leaving them out
-            # keeps a 100,000-table plan file small and its write under a second.
-            bulky = ("table_input", "current_definition")
-            flat = plan.select(
-                [
-                    c
-                    for c, t in plan.schema.items()
-                    if not isinstance(t, (pl.List, pl.Struct)) and c not in bulky
-                ]
-            )
+            flat = plan.select([c for c, t in plan.schema.items() if not isinstance(t, (pl.List, pl.Struct))])
             flat.write_parquet(out / "plan.parquet")
             flat.write_csv(out / "plan.csv")
         (out / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
