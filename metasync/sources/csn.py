@@ -579,10 +579,13 @@ def _lineage_frame(
         {"_asset_row": pl.Series(owner, dtype=pl.UInt32)}
         | {name: pl.Series(values, dtype=pl.Utf8) for name, values in zip(names, columns, strict=True)}
     )
-    ids = assets.select("space", "name").with_row_index("_asset_row")
-    return frame.join(ids, on="_asset_row", how="left", maintain_order="left").select(
-        list(COLUMN_LINEAGE_SCHEMA.columns)
-    )
+    return _with_asset_ids(frame, assets).select(list(COLUMN_LINEAGE_SCHEMA.columns))
+
+
+def _with_asset_ids(frame: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFrame:
+    """`frame`, whose `_asset_row` is the row of each row's asset in `assets`, with that asset's space and name."""
+    rows = frame["_asset_row"]
+    return frame.with_columns(assets["space"].gather(rows), assets["name"].gather(rows))
 
 
 def _element_frame(
@@ -699,9 +702,7 @@ def _element_frame(
             roles[i] = role
         if aggregation is not None:
             aggregations[i] = aggregation
-        description = element.get("@EndUserText.quickInfo")
-        if description is None:
-            description = next((element[k] for k in DESCRIPTION_KEYS if k in element), None)
+        description = next((element[k] for k in DESCRIPTION_KEYS if k in element), None)
         if description is not None:
             descriptions[i] = owner_doc[owners[i]].label(description)
         if "@EndUserText.label" not in element:  # else the bulk read (and the odd-label pass) has it
@@ -733,9 +734,7 @@ def _element_frame(
         not_null=pl.col("not_null") | pl.col("is_key"),
         ordinal=pl.int_range(pl.len(), dtype=pl.Int32).over("_asset_row"),
     )
-    ids = assets.select("space", "name").with_row_index("_asset_row")
-    frame = frame.join(ids, on="_asset_row", how="left", maintain_order="left")
-    frame = frame.select(*COLUMN_SCHEMA.columns, "glue_type_hint", "_asset_row")
+    frame = _with_asset_ids(frame, assets).select(*COLUMN_SCHEMA.columns, "glue_type_hint", "_asset_row")
 
     relationships: list[tuple[tuple[str, str], tuple[str, str], str, str]] = []
     spaces, names = assets["space"].to_list(), assets["name"].to_list()
