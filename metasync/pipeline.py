@@ -287,6 +287,7 @@ def run(
     started = datetime.now(UTC)
     run_id = new_run_id(started)
     audit = AuditLog(run_id)
+    audit.prepare(cfg.audit.dir)
     audit.add(
         Event(
             "run_started",

@@ -87,6 +87,17 @@ def test_bad_config_exits_2_with_one_sentence(tmp_path: Path, config_text: str, 
     assert not (tmp_path / "catalog").exists()
 
 
+def test_unwritable_audit_folder_exits_2_before_the_catalog_is_touched(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    config = csn_project(tmp_path, {"S/good.json": GOOD}, extra="audit: {dir: afile/audit}\n")
+    result = metasync("sync", "-c", str(config))
+    assert result.returncode == 2, result.stderr
+    assert "audit.dir" in result.stderr and "afile" in result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert not (tmp_path / "catalog").exists()
+    assert (tmp_path / "afile").read_text() == "x"
+
+
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert metasync("sync").returncode == 2
     assert metasync("lineage", "-c", "x.yaml", "--format", "pdf").returncode == 2

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import polars as pl
 
+from metasync.errors import ConfigError
 from metasync.models import EVENT_COLUMNS, Event
 
 
@@ -73,6 +74,22 @@ class AuditLog:
         if not self._frames:
             return pl.DataFrame(schema=EVENT_COLUMNS)
         return pl.concat(self._frames, how="vertical")
+
+    def prepare(self, folder: Path) -> Path:
+        """Create `<folder>/<run_id>/` and check that files can be written there, before the run touches the
+        target: a run whose audit cannot be written must not write the catalog either."""
+        out = folder / self.run_id
+        probe = out / ".writable"
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(
+                f"audit.dir {folder} cannot hold the run's audit folder: {exc.strerror or exc} ({exc.filename}).",
+                hint="Point audit.dir at a folder this user can create and write; nothing was read or written.",
+            ) from exc
+        return out
 
     def write(self, folder: Path, summary: dict[str, Any], plan: pl.DataFrame | None) -> Path:
         """Write `<folder>/<run_id>/` and return it."""
