@@ -60,6 +60,20 @@ def test_invalid_json_exits_3_naming_file_line_and_column(tmp_path: Path) -> Non
     assert len(list((tmp_path / "metasync-audit").iterdir())) == 1
 
 
+def test_malformed_elements_never_overwrite_a_synced_table(tmp_path: Path) -> None:
+    config = csn_project(tmp_path, {"S/t.json": GOOD})
+    assert metasync("sync", "-c", str(config)).returncode == 0
+    table = tmp_path / "catalog" / "s" / "tables" / "t.json"
+    before = table.read_bytes()
+    malformed = {"definitions": {"T": {"kind": "entity", "elements": [{"A": {"type": "cds.Integer"}}]}}}
+    (tmp_path / "exports" / "S" / "t.json").write_text(json.dumps(malformed))
+    result = metasync("sync", "-c", str(config))
+    assert result.returncode == 3
+    assert "t.json: definition 'T' is not valid CSN: its elements are not an object" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert table.read_bytes() == before
+
+
 def test_skip_invalid_ends_partial_with_exit_1(tmp_path: Path) -> None:
     config = csn_project(tmp_path, {"S/good.json": GOOD, "S/bad.json": "{"}, extra="audit: {dir: audit}\n")
     config.write_text(config.read_text().replace("path: exports}", "path: exports, skip_invalid: true}"))

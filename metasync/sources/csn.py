@@ -104,6 +104,24 @@ class _Doc:
         return text
 
 
+class InvalidDefinition(Exception):
+    """A document that parses as JSON but breaks the CSN shape the reader relies on (raised by the walk)."""
+
+    def __init__(self, document: CsnDocument, definition: str | None, problem: str) -> None:
+        where = f"definition '{definition}'" if definition is not None else "the document"
+        super().__init__(f"{document.origin}: {where} is not valid CSN: {problem}.")
+        self.document = document
+        self.definition = definition
+
+
+def _problem(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+# Errors a malformed document raises in the walk (a value of the wrong JSON type where CSN prescribes one).
+_SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
+
+
 def _i18n_texts(bundle: dict[str, Any] | None, language: str) -> dict[str, str]:
     """Flatten an i18n bundle ({lang: {KEY: text}}) for one language, falling back to the default bundle."""
     if not bundle:
@@ -322,13 +340,39 @@ def read_documents(docs: Iterable[CsnDocument], *, language: str = "en") -> Sour
     return finish([read_part(docs, language=language)])
 
 
-def read_part(docs: Iterable[CsnDocument], *, language: str = "en") -> PartFrames:
-    """The reader's work on one part of a source (see `PartFrames`)."""
+def read_part(docs: Iterable[CsnDocument], *, language: str = "en", skip_invalid: bool = False) -> PartFrames:
+    """The reader's work on one part of a source (see `PartFrames`).
+
+    A document that breaks the CSN shape (elements that are not an object, a query of the wrong type, ...) raises
+    a `SourceError` naming its file and definition; with `skip_invalid`, it is left out instead, with a
+    `file_skipped` event, and the part is `incomplete`.
+    """
     docs = list(docs)
-    with gc_paused():
-        prepared = [_prepare(doc, language) for doc in docs if not is_flow_document(doc.payload)]
-        part = _walk(prepared)
+    skipped: list[Event] = []
+    while True:
+        try:
+            with gc_paused():
+                prepared = [_prepare(doc, language) for doc in docs if not is_flow_document(doc.payload)]
+                part = _walk(prepared)
+            break
+        except InvalidDefinition as exc:
+            if not skip_invalid:
+                raise SourceError(
+                    str(exc), hint="Fix or re-export the file, or set source.skip_invalid: true to skip it."
+                ) from exc
+            docs = [doc for doc in docs if doc is not exc.document]
+            skipped.append(
+                Event(
+                    event="file_skipped",
+                    severity="error",
+                    space=exc.document.space,
+                    message=str(exc),
+                    details={"file": exc.document.origin, "definition": exc.definition},
+                    hint="Fix or re-export the file; the run ends partial while it is skipped.",
+                )
+            )
     part.flows = flow_edges((doc.space or "", doc.payload) for doc in docs if is_flow_document(doc.payload))
+    part.file_events, part.incomplete = skipped, bool(skipped)
     return part
 
 
@@ -372,11 +416,14 @@ def _prepare(document: CsnDocument, language: str) -> _Doc:
     if document.i18n:
         for lang, texts in document.i18n.items():
             bundle.setdefault(lang, {}).update(texts)
+    business_layer = payload.get("businessLayerDefinitions") or {}
+    if not isinstance(business_layer, dict) or not all(isinstance(v, dict) for v in business_layer.values()):
+        raise InvalidDefinition(document, None, "businessLayerDefinitions is not an object of objects")
     return _Doc(
         document=document,
         definitions=definitions,
         space_prefixes=prefixes,
-        business_layer=payload.get("businessLayerDefinitions") or {},
+        business_layer=business_layer,
         texts=_i18n_texts(bundle, language),
     )
 
@@ -409,6 +456,9 @@ class _Elements:
     values: list[Any] = field(default_factory=list)
     owner: list[int] = field(default_factory=list)
     owner_doc: list[_Doc] = field(default_factory=list)  # per asset row
+    owner_name: list[str] = field(
+        default_factory=list
+    )  # per asset row: the definition's name in its document
     i18n_ranges: list[tuple[int, int, _Doc]] = field(default_factory=list)
 
     def add(self, asset_row: int, elements: dict[str, Any]) -> None:
@@ -463,78 +513,88 @@ def _walk(docs: list[_Doc]) -> PartFrames:
     for doc in docs:
         origin = doc.document.origin
         first_element = len(elements.values)
-        for full_name, definition in doc.definitions.items():
-            if not isinstance(definition, dict) or definition.get("kind") != "entity":
-                continue
-            space, name = doc.resolve(full_name)
-            asset = (space, name)
-            business = doc.business_layer.get(full_name)
-            pattern = _text(definition.get("@ObjectModel.modelingPattern"))
-            kind = _asset_kind(definition, pattern, business is not None)
-            hierarchies = [
-                str(h.get("name"))
-                for key in ("@Hierarchy.leveled", "@Hierarchy.parentChild")
-                for h in (definition.get(key) or [])
-                if isinstance(h, dict) and h.get("name")
-            ]
-            remote = None
-            if kind == "remote_table":
-                connection = _text(definition.get("@DataWarehouse.remote.connection")) or "remote"
-                entity = _text(definition.get("@DataWarehouse.remote.entity")) or name
-                remote = f"{connection}.{entity}"
-                add_edge((connection, entity), asset, "from", None)
-            asset_row = len(assets["space"])
-            assets["space"].append(space)
-            assets["name"].append(name)
-            assets["kind"].append(kind)
-            assets["business_name"].append(
-                next((doc.label(definition[k]) for k in LABEL_KEYS if k in definition), None)
-            )
-            assets["description"].append(
-                next((doc.label(definition[k]) for k in DESCRIPTION_KEYS if k in definition), None)
-            )
-            assets["modeling_pattern"].append(pattern)
-            assets["hierarchies"].append("\x1f".join(hierarchies))  # split into a list in Polars below
-            assets["remote_source"].append(remote)
-            assets["source_file"].append(origin)
-            assets["content_hash"].append(_content_hash(definition, business))
-            hashed.append((definition, business))
-            elements.owner_doc.append(doc)
+        full_name: str | None = None
+        try:
+            for full_name, definition in doc.definitions.items():
+                if not isinstance(definition, dict) or definition.get("kind") != "entity":
+                    continue
+                space, name = doc.resolve(full_name)
+                asset = (space, name)
+                business = doc.business_layer.get(full_name)
+                pattern = _text(definition.get("@ObjectModel.modelingPattern"))
+                kind = _asset_kind(definition, pattern, business is not None)
+                hierarchies = [
+                    str(h.get("name"))
+                    for key in ("@Hierarchy.leveled", "@Hierarchy.parentChild")
+                    for h in (definition.get(key) or [])
+                    if isinstance(h, dict) and h.get("name")
+                ]
+                remote = None
+                if kind == "remote_table":
+                    connection = _text(definition.get("@DataWarehouse.remote.connection")) or "remote"
+                    entity = _text(definition.get("@DataWarehouse.remote.entity")) or name
+                    remote = f"{connection}.{entity}"
+                    add_edge((connection, entity), asset, "from", None)
+                asset_row = len(assets["space"])
+                assets["space"].append(space)
+                assets["name"].append(name)
+                assets["kind"].append(kind)
+                assets["business_name"].append(
+                    next((doc.label(definition[k]) for k in LABEL_KEYS if k in definition), None)
+                )
+                assets["description"].append(
+                    next((doc.label(definition[k]) for k in DESCRIPTION_KEYS if k in definition), None)
+                )
+                assets["modeling_pattern"].append(pattern)
+                assets["hierarchies"].append("\x1f".join(hierarchies))  # split into a list in Polars below
+                assets["remote_source"].append(remote)
+                assets["source_file"].append(origin)
+                assets["content_hash"].append(_content_hash(definition, business))
+                hashed.append((definition, business))
+                elements.owner_doc.append(doc)
+                elements.owner_name.append(full_name)
 
-            # Data-flow edges: analytic-model sources come from the business layer only.
-            model_sources: set[tuple[str, str]] = set()
-            if business is not None:
-                source_model = business.get("sourceModel") or {}
-                for group, edge_kind in (
-                    ("factSources", "fact_source"),
-                    ("dimensionSources", "dimension_source"),
-                ):
-                    for src in (source_model.get(group) or {}).values():
-                        key = ((src or {}).get("dataEntity") or {}).get("key")
-                        if isinstance(key, str):
-                            upstream = doc.resolve(key)
-                            if upstream not in model_sources:
-                                model_sources.add(upstream)
-                                add_edge(upstream, asset, edge_kind, None)
-            seen_sources: set[tuple[str, str]] = set(model_sources)
-            for ref, edge_kind in _query_sources(definition):
-                upstream = doc.resolve(ref)
-                if upstream not in seen_sources:
-                    seen_sources.add(upstream)
-                    add_edge(upstream, asset, edge_kind, None)
+                # Data-flow edges: analytic-model sources come from the business layer only.
+                model_sources: set[tuple[str, str]] = set()
+                if business is not None:
+                    source_model = business.get("sourceModel") or {}
+                    for group, edge_kind in (
+                        ("factSources", "fact_source"),
+                        ("dimensionSources", "dimension_source"),
+                    ):
+                        for src in (source_model.get(group) or {}).values():
+                            key = ((src or {}).get("dataEntity") or {}).get("key")
+                            if isinstance(key, str):
+                                upstream = doc.resolve(key)
+                                if upstream not in model_sources:
+                                    model_sources.add(upstream)
+                                    add_edge(upstream, asset, edge_kind, None)
+                seen_sources: set[tuple[str, str]] = set(model_sources)
+                for ref, edge_kind in _query_sources(definition):
+                    upstream = doc.resolve(ref)
+                    if upstream not in seen_sources:
+                        seen_sources.add(upstream)
+                        add_edge(upstream, asset, edge_kind, None)
 
-            own = definition.get("elements")
-            if isinstance(own, dict) and own:
-                elements.add(asset_row, own)
-            for mixin_name, mixin in _mixins(definition).items():
-                if isinstance(mixin, dict) and isinstance(mixin.get("target"), str):
-                    mixins.append((asset_row, mixin_name, mixin["target"]))
+                own = definition.get("elements")
+                if isinstance(own, dict):
+                    if own:
+                        elements.add(asset_row, own)
+                elif "elements" in definition:
+                    raise InvalidDefinition(doc.document, full_name, "its elements are not an object")
+                for mixin_name, mixin in _mixins(definition).items():
+                    if isinstance(mixin, dict) and isinstance(mixin.get("target"), str):
+                        mixins.append((asset_row, mixin_name, mixin["target"]))
 
-            if "query" in definition or "projection" in definition or business is not None:
-                with_layer = definition if business is None else {**definition, "$businessLayer": business}
-                rows = column_lineage_rows(with_layer, doc.resolve)
-                lineage_rows.extend(rows)
-                lineage_owner.extend(repeat(asset_row, len(rows)))
+                if "query" in definition or "projection" in definition or business is not None:
+                    with_layer = (
+                        definition if business is None else {**definition, "$businessLayer": business}
+                    )
+                    rows = column_lineage_rows(with_layer, doc.resolve)
+                    lineage_rows.extend(rows)
+                    lineage_owner.extend(repeat(asset_row, len(rows)))
+        except _SHAPE_ERRORS as exc:  # a value of the wrong JSON type somewhere in the definition
+            raise InvalidDefinition(doc.document, full_name, _problem(exc)) from exc
         if doc.texts and len(elements.values) > first_element:
             elements.i18n_ranges.append((first_element, len(elements.values), doc))
 
@@ -600,11 +660,16 @@ def _element_frame(
     plain `cds.*` scalar, with rare annotations, or with a label that is not plain text take the per-element path.
     """
     values = elements.values
-    if set(map(type, values)) - {dict}:  # an element that is not an object is no column
-        keep = [i for i, v in enumerate(values) if isinstance(v, dict)]
-        values = [values[i] for i in keep]
-        elements.names = [elements.names[i] for i in keep]
-        elements.owner = [elements.owner[i] for i in keep]
+    owner_doc = elements.owner_doc
+    owners = elements.owner
+
+    def invalid(i: int, problem: str) -> InvalidDefinition:
+        doc = owner_doc[owners[i]]
+        return InvalidDefinition(doc.document, elements.owner_name[owners[i]], problem)
+
+    if set(map(type, values)) - {dict}:
+        i = next(i for i, v in enumerate(values) if not isinstance(v, dict))
+        raise invalid(i, f"its element '{elements.names[i]}' is not an object")
     n = len(values)
     # One pass touching each element once (far better memory locality than one pass per field).
     fields = [
@@ -651,8 +716,6 @@ def _element_frame(
     ).arg_true()
     i18n_rows = [i for start, end, _ in elements.i18n_ranges for i in range(start, end)]
 
-    owner_doc = elements.owner_doc
-    owners = elements.owner
     patch: dict[str, dict[int, Any]] = {
         k: {}
         for k in (
@@ -677,7 +740,11 @@ def _element_frame(
     for i in odd_type.to_list():
         element = values[i]
         doc = owner_doc[owners[i]]
-        base, facets, origin_kind = resolver.resolve(element, doc)
+        try:
+            base, facets, origin_kind = resolver.resolve(element, doc)
+            hint = _glue_hint(base, facets, resolver, doc) if base in ("cds.Array", "cds.Struct") else None
+        except _SHAPE_ERRORS as exc:
+            raise invalid(i, f"the type of its element '{elements.names[i]}': {_problem(exc)}") from exc
         if base in ASSOCIATION_TYPES:
             drop.append(i)
             target = facets.get("target")
@@ -691,8 +758,8 @@ def _element_frame(
             value = facets.get(facet)
             patch[facet][i] = value if isinstance(value, int) and not isinstance(value, bool) else None
         patch["type_origin"][i] = "declared" if origin_kind in ("declared", "unresolved") else origin_kind
-        if base in ("cds.Array", "cds.Struct"):
-            patch["glue_type_hint"][i] = _glue_hint(base, facets, resolver, doc)
+        if hint is not None:
+            patch["glue_type_hint"][i] = hint
     roles, aggregations, descriptions = patch["semantic_role"], patch["aggregation"], patch["description"]
     labels = patch["business_name"]
     for i in rare.to_list():
@@ -1060,11 +1127,13 @@ class CsnSource:
         """The reader's work on some of the files (all of one space folder belong to one part)."""
         with gc_paused():
             loaded = self.load(files)
-            part = read_part(loaded.documents, language=self.config.language)
+            part = read_part(
+                loaded.documents, language=self.config.language, skip_invalid=self.config.skip_invalid
+            )
             # Freed while the collector is off: switched back on, it would first scan every parsed object.
             loaded.documents.clear()
-        part.file_events = loaded.events
-        part.incomplete = loaded.incomplete
+        part.file_events = loaded.events + part.file_events
+        part.incomplete = loaded.incomplete or part.incomplete
         return part
 
     def load(self, files: list[CsnFile]) -> LoadedFiles:

@@ -72,8 +72,9 @@ def _child(folder: Path) -> LoadedFiles | None:
         ]
         source = CsnSource(config)
         loaded = source.load(files)
-        part = read_part(loaded.documents, language=config.language)
-        part.file_events, part.incomplete = loaded.events, loaded.incomplete
+        part = read_part(loaded.documents, language=config.language, skip_invalid=config.skip_invalid)
+        part.file_events = loaded.events + part.file_events
+        part.incomplete = loaded.incomplete or part.incomplete
         for name in PartFrames.FRAMES:
             getattr(part, name).write_ipc(folder / f"{name}.arrow", compression="lz4")
         outcome = {

@@ -325,6 +325,60 @@ def test_invalid_json_names_file_line_and_column(tmp_path: Path) -> None:
     assert skipped and skipped[0].details["file"] == str(bad)
 
 
+MALFORMED = [
+    ({"T": {"kind": "entity", "elements": [{"ID": {"type": "cds.Integer"}}]}}, "'T'", "elements are not"),
+    ({"T": {"kind": "entity", "elements": "ID"}}, "'T'", "elements are not an object"),
+    ({"T": {"kind": "entity", "elements": None}}, "'T'", "elements are not an object"),
+    ({"T": {"kind": "entity", "elements": {"A": {"type": "cds.String"}, "B": 5}}}, "'T'", "element 'B' is"),
+    ({"T": {"kind": "entity", "elements": {"A": {"items": 5}}}}, "'T'", "type of its element 'A'"),
+    (
+        {"V": {"kind": "entity", "query": {"SET": {"args": [5, None]}}, "elements": {"A": {}}}},
+        "'V'",
+        "TypeError",
+    ),
+    (
+        {
+            "V": {
+                "kind": "entity",
+                "query": {"SELECT": {"from": {"join": "inner", "args": 5}}},
+                "elements": {},
+            }
+        },
+        "'V'",
+        "TypeError",
+    ),
+]
+
+
+@pytest.mark.parametrize(("definitions", "name", "problem"), MALFORMED)
+def test_malformed_csn_names_file_and_definition_and_loses_no_columns(
+    tmp_path: Path, definitions: dict[str, Any], name: str, problem: str
+) -> None:
+    write(tmp_path / "S" / "good.json", csn(ORDERS=TABLE))
+    bad = write(tmp_path / "S" / "bad.json", csn(**definitions))
+    with pytest.raises(SourceError) as caught:
+        CsnSource(CsnSourceConfig(path=tmp_path)).read()
+    message = str(caught.value)
+    assert f"{bad}: definition {name} is not valid CSN" in message and problem in message
+    assert "skip_invalid" in (caught.value.hint or "")
+
+    frames = CsnSource(CsnSourceConfig(path=tmp_path, skip_invalid=True)).read()
+    assert frames.incomplete
+    assert frames.assets["name"].to_list() == ["ORDERS"]
+    assert frames.columns.height == 3
+    (skipped,) = [e for e in frames.events if e.event == "file_skipped"]
+    assert skipped.details == {"file": str(bad), "definition": name.strip("'")}
+
+
+def test_a_business_layer_that_is_no_object_is_malformed(tmp_path: Path) -> None:
+    bad = write(tmp_path / "S" / "bad.json", csn(T=TABLE) | {"businessLayerDefinitions": 5})
+    with pytest.raises(SourceError, match="the document is not valid CSN: businessLayerDefinitions"):
+        CsnSource(CsnSourceConfig(path=tmp_path)).read()
+    frames = CsnSource(CsnSourceConfig(path=tmp_path, skip_invalid=True)).read()
+    assert frames.assets.is_empty() and frames.incomplete
+    assert [e.details["file"] for e in frames.events if e.event == "file_skipped"] == [str(bad)]
+
+
 def test_files_that_are_not_csn_are_reported(tmp_path: Path) -> None:
     write(tmp_path / "S" / "space.json", {"S": {"spaceDefinition": {"version": "1.0.4"}}})
     write(tmp_path / "S" / "other.json", [1, 2, 3])

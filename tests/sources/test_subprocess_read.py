@@ -112,6 +112,18 @@ def test_skipped_files_and_their_events_come_back_from_the_child(tmp_path: Path)
     assert_same(here, there)
 
 
+def test_malformed_csn_is_skipped_in_the_child_as_in_process(tmp_path: Path) -> None:
+    source = tmp_path / "src" / "SALES"
+    shutil.copytree(EXPORTS / "SALES", source)
+    write_csn(source / "malformed.json", {"T": {"kind": "entity", "elements": ["ID"]}})
+    here, there = both_ways(CsnSourceConfig(path=tmp_path / "src", skip_invalid=True))
+    assert there.incomplete and "T" not in there.assets["name"].to_list()
+    assert any(e.event == "file_skipped" and e.details["definition"] == "T" for e in there.events)
+    assert_same(here, there)
+    with pytest.raises(SourceError, match=r"malformed\.json: definition 'T' is not valid CSN"):
+        read_in_subprocess(CsnSourceConfig(path=tmp_path / "src"))
+
+
 def test_the_childs_source_error_is_raised_in_the_caller(tmp_path: Path) -> None:
     (tmp_path / "SALES").mkdir()
     (tmp_path / "SALES" / "broken.json").write_text('{"definitions": {')
