@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from metasync.errors import ConfigError
+from metasync.models import ASSET_KINDS
 from metasync.transform.conflicts import ConflictStrategies
 from metasync.transform.rules import Rule
 
@@ -177,6 +178,14 @@ class SyncOptions(_Strict):
         description="asset kinds from highest to lowest priority; unlisted kinds come last",
     )
 
+    @field_validator("priority")
+    @classmethod
+    def _known_kinds(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(ASSET_KINDS))
+        if unknown:
+            raise ValueError(f"unknown asset kind(s) {unknown}; known: {list(ASSET_KINDS)}")
+        return value
+
 
 class Config(_Strict):
     source: SourceConfig
@@ -265,13 +274,21 @@ def _format_validation_error(exc: ValidationError, origin: str) -> str:
         elif err["type"] == "union_tag_invalid":
             problems.append(f"'{loc}': {err['msg']}")
         else:
-            problems.append(f"key '{loc}': {err['msg']}")
+            message = err["msg"].removeprefix(
+                "Value error, "
+            )  # a validator's own sentence, without the label
+            problems.append(f"key '{loc}': {message}")
     return f"{origin}: " + "; ".join(problems) + "."
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"configuration file {path} is not UTF-8 text (the byte at offset {exc.start} cannot be decoded).",
+            hint="Save the file as UTF-8.",
+        ) from exc
     except FileNotFoundError as exc:
         raise ConfigError(f"configuration file {path} does not exist.") from exc
     except OSError as exc:

@@ -35,6 +35,10 @@ def test_minimal_config_gets_the_embedded_defaults(tmp_path: Path) -> None:
         ("source: {kind: csn, path: x, space: A.B}\n", "source.space"),
         ("source: [unclosed\n", "not valid YAML at line"),
         ("- a list\n", "must hold a mapping"),
+        (
+            "source: {kind: csn, path: x}\nsync: {priority: [table, nonsense]}\n",
+            "key 'sync.priority': unknown asset kind(s) ['nonsense']",
+        ),
     ],
 )
 def test_bad_configuration_names_the_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
@@ -44,6 +48,15 @@ def test_bad_configuration_names_the_file_and_key(tmp_path: Path, text: str, exp
     assert expected in str(caught.value)
     assert str(path) in str(caught.value)
     assert caught.value.exit_code == 2
+
+
+def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("source: {kind: csn, path: x, space: R\u00e9}\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1\.yaml is not UTF-8 text \(the byte at offset 37 "):
+        load_config(path)
+    path.write_bytes(b"\xef\xbb\xbfsource: {kind: csn, path: x, space: S}\n")  # a byte-order mark is fine
+    assert load_config(path).source.space == "S"
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
