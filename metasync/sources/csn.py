@@ -35,6 +35,7 @@ from metasync.sources.datasphere.flows import flow_edges, is_flow_document
 log = logging.getLogger(__name__)
 
 CSN_SUFFIXES = (".json", ".csn")
+UTF8_BOM = b"\xef\xbb\xbf"
 ASSOCIATION_TYPES = frozenset({"cds.Association", "cds.Composition"})
 HIERARCHY_PATTERNS = frozenset(
     {
@@ -1105,12 +1106,22 @@ class CsnSource:
             raw = file.path.read_bytes()
         except OSError as exc:
             raise SourceError(f"{file.path} cannot be read: {exc.strerror}.") from exc
+        if raw.startswith(UTF8_BOM):  # written by some Windows tools; JSON itself has no byte-order mark
+            raw = raw[len(UTF8_BOM) :]
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
+            hint = "Fix or re-export the file, or set source.skip_invalid: true to skip it."
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                raise SourceError(
+                    f"{file.path} is not UTF-8 text: the byte at offset {bad.start} cannot be decoded.",
+                    hint="Export the file as UTF-8, or set source.skip_invalid: true to skip it.",
+                ) from exc
             raise SourceError(
                 f"{file.path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.",
-                hint="Fix or re-export the file, or set source.skip_invalid: true to skip it.",
+                hint=hint,
             ) from exc
 
     def read(self) -> SourceFrames:

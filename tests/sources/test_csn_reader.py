@@ -379,6 +379,19 @@ def test_a_business_layer_that_is_no_object_is_malformed(tmp_path: Path) -> None
     assert [e.details["file"] for e in frames.events if e.event == "file_skipped"] == [str(bad)]
 
 
+def test_a_byte_order_mark_is_read_and_other_encodings_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "S" / "bom.json"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(csn(T=TABLE)).encode())
+    assert CsnSource(CsnSourceConfig(path=tmp_path)).read().assets["name"].to_list() == ["T"]
+    latin = tmp_path / "S" / "latin.json"
+    latin.write_bytes('{"definitions": {"Stra\u00dfe": {"kind": "entity"}}}'.encode("latin-1"))
+    with pytest.raises(
+        SourceError, match=r"latin\.json is not UTF-8 text: the byte at offset 22 cannot be decoded"
+    ):
+        CsnSource(CsnSourceConfig(path=tmp_path)).read()
+
+
 def test_files_that_are_not_csn_are_reported(tmp_path: Path) -> None:
     write(tmp_path / "S" / "space.json", {"S": {"spaceDefinition": {"version": "1.0.4"}}})
     write(tmp_path / "S" / "other.json", [1, 2, 3])
