@@ -25,8 +25,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)  # piped output keeps long lines (paths, reasons) whole for grep
+err = Console(stderr=True, soft_wrap=True)
 
 T = TypeVar("T")
 
@@ -113,7 +113,19 @@ def _print_summary(result: Any, *, title: str) -> None:
         )
     if problems.height > 20:
         out.print(f"  ... and {problems.height - 20} more (see the audit folder)")
-    out.print(f"status: [bold]{summary['status']}[/]  audit: {result.audit_dir}")
+    if result.plan.is_empty():
+        empty = (result.events["event"] == "source_empty").any()
+        err.print(
+            "[yellow]warning:[/] nothing to sync: "
+            + (
+                "the source holds no objects; check source.path."
+                if empty
+                else "the rules leave no object in scope."
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+    out.print(f"status: [bold]{summary['status']}[/]  audit: {result.audit_dir}", soft_wrap=True)
 
 
 @app.command()

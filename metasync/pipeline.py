@@ -331,6 +331,15 @@ def _run(
     rules = compile_rules(cfg.rules, env=cfg.env)  # bad rules fail before any data moves
     frames = read_source(cfg)
     audit.extend(frames.events)
+    if frames.assets.is_empty():
+        audit.add(
+            Event(
+                "source_empty",
+                "warning",
+                f"the source ({make_source(cfg).describe()}) holds no objects to sync.",
+                hint="Check source.path (or the tenant's spaces and object types); a mistyped folder reads as empty.",
+            )
+        )
     assets, columns = map_frames(cfg, frames, rules)
     desired, quarantined = _desired_tables(assets, columns)
 
@@ -373,7 +382,7 @@ def _run(
             "run_finished",
             "info" if status == "succeeded" else "warning",
             f"run {run_id} {status} in {time.perf_counter() - t0:.1f}s: "
-            + ", ".join(f"{v} {k}" for k, v in summary["counts"].items() if v),
+            + (", ".join(f"{v} {k}" for k, v in summary["counts"].items() if v) or "no assets"),
             details=summary["counts"],
         )
     )

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 import metasync
-from metasync.errors import SourceError
+from metasync.errors import SourceError, TargetError
 from metasync.models import PLAN_ACTIONS
 
 CONTRACT_COUNTS = {
@@ -250,6 +250,30 @@ def test_invalid_json_stops_before_anything_is_written(tmp_path: Path) -> None:
 
     result = metasync.sync(config(tmp_path, tmp_path / "src", source={"skip_invalid": True}))
     assert result.summary["status"] == "partial" and result.summary["counts"]["created"] == 1
+
+
+def test_a_file_where_the_catalog_needs_a_folder_stops_before_writing(tmp_path: Path) -> None:
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A")})
+    (tmp_path / "file").write_text("x")
+    settings = config(tmp_path, tmp_path / "src")
+    settings["target"]["path"] = str(tmp_path / "file" / "catalog")
+    with pytest.raises(TargetError, match=r"cannot be created: .*file is a file"):
+        metasync.sync(settings)
+    (tmp_path / "catalog" / "s").mkdir(parents=True)
+    (tmp_path / "catalog" / "s" / "tables").write_text("x")
+    with pytest.raises(TargetError, match=r"tables in target.path is a file"):
+        metasync.sync(config(tmp_path, tmp_path / "src"))
+    assert sorted(p.name for p in (tmp_path / "catalog").rglob("*")) == ["s", "tables"]
+
+
+def test_an_empty_source_is_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    result = metasync.sync(config(tmp_path, tmp_path / "src"))
+    assert result.plan.is_empty() and result.summary["status"] == "succeeded"
+    (empty,) = result.events.filter(pl.col("event") == "source_empty").iter_rows(named=True)
+    assert empty["severity"] == "warning" and str(tmp_path / "src") in empty["message"]
+    finished = result.events.filter(pl.col("event") == "run_finished")["message"].item()
+    assert finished.endswith("no assets")
 
 
 def test_delete_stale_removes_only_managed_tables_of_gone_assets(tmp_path: Path) -> None:

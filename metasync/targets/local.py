@@ -93,6 +93,11 @@ class LocalTarget:
     def read_state(self, databases: list[str]) -> TargetState:
         if self.root.exists() and not self.root.is_dir():
             raise TargetError(f"target.path {self.root} exists and is not a folder.")
+        existing = next(p for p in (self.root, *self.root.parents) if p.exists())
+        if not existing.is_dir():
+            raise TargetError(
+                f"target.path {self.root} cannot be created: {existing} is a file, not a folder."
+            )
         db_rows: list[dict[str, Any]] = []
         table_rows: list[dict[str, Any]] = []
         for database in sorted(set(databases)):
@@ -104,6 +109,12 @@ class LocalTarget:
                     {"glue_database": database, "managed": db_params.get("metasync:managed") == "true"}
                 )
             folder = db_file.parent / "tables"
+            for path in (db_file.parent, folder):
+                if path.exists() and not path.is_dir():
+                    raise TargetError(
+                        f"{path} in target.path is a file where the catalog keeps a folder.",
+                        hint="Move the file away; metasync writes nothing while it is there.",
+                    )
             if not folder.is_dir():
                 continue
             self.calls.add("GetTables")
