@@ -17,6 +17,14 @@ from metasync.transform.conflicts import ConflictStrategies
 from metasync.transform.rules import Rule
 
 
+def _only_known(value: list[str], known: tuple[str, ...], what: str) -> list[str]:
+    """`value` when every entry is one of `known`; else the error naming the unknown ones."""
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; known: {list(known)}")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
@@ -95,10 +103,7 @@ class DatasphereSourceConfig(_Strict):
     @field_validator("object_types")
     @classmethod
     def _known_types(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(DATASPHERE_OBJECT_TYPES))
-        if unknown:
-            raise ValueError(f"unknown object type(s) {unknown}; known: {list(DATASPHERE_OBJECT_TYPES)}")
-        return value
+        return _only_known(value, DATASPHERE_OBJECT_TYPES, "object type(s)")
 
 
 SourceConfig = Annotated[CsnSourceConfig | DatasphereSourceConfig, Field(discriminator="kind")]
@@ -181,10 +186,7 @@ class SyncOptions(_Strict):
     @field_validator("priority")
     @classmethod
     def _known_kinds(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(ASSET_KINDS))
-        if unknown:
-            raise ValueError(f"unknown asset kind(s) {unknown}; known: {list(ASSET_KINDS)}")
-        return value
+        return _only_known(value, ASSET_KINDS, "asset kind(s)")
 
 
 class Config(_Strict):
