@@ -38,16 +38,54 @@ def current_tables(state: TargetState) -> pl.DataFrame:
     )
 
 
-def diff_tables(desired: pl.DataFrame, state: TargetState) -> pl.DataFrame:
+_SCHEMA_DTYPE = pl.List(pl.Struct({"Name": pl.Utf8, "Type": pl.Utf8}))
+
+
+def _schema(table_json: pl.Expr) -> pl.Expr:
+    """The columns of a TableInput or table definition (JSON text): names and types, in order."""
+    return table_json.str.json_path_match("$.StorageDescriptor.Columns").str.json_decode(_SCHEMA_DTYPE)
+
+
+def schema_edited_in_target(desired: pl.DataFrame, state: TargetState) -> pl.DataFrame:
+    """The managed tables (`glue_database`, `glue_table`) whose stored hash matches the desired one, so the
+    source did not change, but whose columns in the target differ from what metasync wrote: the target was
+    edited there (a column dropped, added, renamed or retyped in the console)."""
+    keys = ["glue_database", "glue_table"]
+    same = (
+        desired.select("space", "name", *keys, "hash", "table_input")
+        .join(current_tables(state), on=keys, how="inner")
+        .filter(
+            pl.col("_managed")
+            & (pl.col("_hash") == pl.col("hash"))
+            & (pl.col("_owner_space") == pl.col("space"))
+            & (pl.col("_owner_name") == pl.col("name"))
+        )
+    )
+    return same.filter(
+        _schema(pl.col("table_input")).ne_missing(_schema(pl.col("current_definition")))
+    ).select(keys)
+
+
+def diff_tables(
+    desired: pl.DataFrame, state: TargetState, schema_edited: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """Add `action`, `reason`, `version_id` and `current_definition` to the desired rows.
 
     * no table of that name → `create`;
     * a table without `metasync:managed` → `conflict` (never changed by metasync);
     * a managed table written for another asset → `conflict`;
-    * same hash → `unchanged`; else `update`.
+    * same hash and the columns as written → `unchanged`; else `update` (columns edited in the target are
+      written again from the source). `schema_edited` is `schema_edited_in_target` (computed when not given).
     """
-    current = current_tables(state).with_columns(_exists=pl.lit(True))
-    joined = desired.join(current, on=["glue_database", "glue_table"], how="left", maintain_order="left")
+    keys = ["glue_database", "glue_table"]
+    if schema_edited is None:
+        schema_edited = schema_edited_in_target(desired, state)
+    current = (
+        current_tables(state)
+        .join(schema_edited.with_columns(_edited=pl.lit(True)), on=keys, how="left")
+        .with_columns(_exists=pl.lit(True), _edited=pl.col("_edited").fill_null(False))
+    )
+    joined = desired.join(current, on=keys, how="left", maintain_order="left")
     exists = pl.col("_exists").fill_null(False)
     other_owner = (pl.col("_owner_space") != pl.col("space")) | (pl.col("_owner_name") != pl.col("name"))
     action = (
@@ -57,7 +95,7 @@ def diff_tables(desired: pl.DataFrame, state: TargetState) -> pl.DataFrame:
         .then(pl.lit("conflict"))
         .when(other_owner)
         .then(pl.lit("conflict"))
-        .when(pl.col("_hash") == pl.col("hash"))
+        .when((pl.col("_hash") == pl.col("hash")) & ~pl.col("_edited"))
         .then(pl.lit("unchanged"))
         .otherwise(pl.lit("update"))
     )
@@ -74,6 +112,15 @@ def diff_tables(desired: pl.DataFrame, state: TargetState) -> pl.DataFrame:
                 "_owner_name",
             )
         )
+        .when(pl.col("_edited").fill_null(False))
+        .then(
+            pl.format(
+                "the columns of {}.{} were changed in the target since metasync wrote them; the source's "
+                "columns and types are written again",
+                "glue_database",
+                "glue_table",
+            )
+        )
     )
     return joined.with_columns(
         action=action,
@@ -82,7 +129,7 @@ def diff_tables(desired: pl.DataFrame, state: TargetState) -> pl.DataFrame:
         .then(pl.lit("ownership"))
         .when(exists & other_owner.fill_null(False))
         .then(pl.lit("naming")),
-    ).drop("_managed", "_owner_space", "_owner_name", "_hash", "_exists")
+    ).drop("_managed", "_owner_space", "_owner_name", "_hash", "_exists", "_edited")
 
 
 def stale_tables(desired: pl.DataFrame, state: TargetState, source_spaces: list[str]) -> pl.DataFrame:

@@ -15,7 +15,7 @@ import polars as pl
 
 from metasync.audit.writer import AuditLog, new_run_id
 from metasync.config import Config, CsnSourceConfig, LocalTargetConfig, load_config
-from metasync.diff import column_changes, content_hashes, diff_tables, stale_tables
+from metasync.diff import column_changes, content_hashes, diff_tables, schema_edited_in_target, stale_tables
 from metasync.errors import ExitCode, MetasyncError
 from metasync.graph.planning import cycle_events, plan_batches
 from metasync.models import Event, SourceFrames
@@ -419,8 +419,9 @@ def _diff_rows(
 ) -> pl.DataFrame:
     """One row per asset with its action against the target: diff, conflicts (resolved by strategy),
     duplicates held, quarantined rows."""
-    diffed = diff_tables(desired, state)
-    conflicts = detect_conflicts(desired, state, cfg.conflicts)
+    edited = schema_edited_in_target(desired, state)
+    diffed = diff_tables(desired, state, edited)
+    conflicts = detect_conflicts(desired, state, cfg.conflicts, edited)
     audit.add_frame(conflict_events(conflicts))
     diffed = resolve_conflicts(diffed, conflicts)
     duplicate = pl.col("conflict_files").list.len() > 0

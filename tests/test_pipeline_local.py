@@ -224,6 +224,37 @@ def test_an_unmanaged_table_is_never_touched_and_is_a_conflict(tmp_path: Path) -
     assert "not managed by metasync" in conflict["message"] and conflict["hint"]
 
 
+def test_columns_edited_in_the_target_are_written_again_from_the_source(tmp_path: Path) -> None:
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A", "B", "C"), "U": entity("X")})
+    metasync.sync(config(tmp_path, tmp_path / "src"))
+    path = tmp_path / "catalog" / "s" / "tables" / "t.json"
+    written = json.loads(path.read_text())
+
+    def edit(change: Any) -> None:
+        table = json.loads(path.read_text())
+        table["StorageDescriptor"]["Columns"] = change(table["StorageDescriptor"]["Columns"])
+        path.write_text(json.dumps(table))
+
+    # Dropped and retyped in the console: the stored hash still matches the source, the columns do not.
+    edit(lambda columns: [dict(columns[1], Type="int")])
+    result = metasync.sync(config(tmp_path, tmp_path / "src"))
+    actions = dict(result.plan.select("name", "action").iter_rows())
+    assert actions == {"T": "update", "U": "unchanged"}
+    restored = json.loads(path.read_text())
+    assert restored["StorageDescriptor"]["Columns"] == written["StorageDescriptor"]["Columns"]
+    again = metasync.sync(config(tmp_path, tmp_path / "src"))
+    assert set(again.plan["action"]) == {"unchanged"}
+
+    # A column added in the console would be removed by the update: that is schema drift, held under `manual`.
+    edit(lambda columns: [*columns, {"Name": "added", "Type": "string"}])
+    before = path.read_bytes()
+    held = metasync.sync(config(tmp_path, tmp_path / "src", conflicts={"schema_drift": "manual"}))
+    assert dict(held.plan.select("name", "action").iter_rows())["T"] == "conflict"
+    conflicts = held.events.filter((pl.col("event") == "conflict") & (pl.col("name") == "T"))["message"]
+    assert any("schema_drift" in m and "columns removed: added" in m for m in conflicts)
+    assert path.read_bytes() == before
+
+
 def test_rows_breaking_glue_limits_are_quarantined_and_the_rest_syncs(tmp_path: Path) -> None:
     bad = entity("B")
     bad["elements"]["B"]["@EndUserText.quickInfo"] = (

@@ -27,7 +27,7 @@ import orjson
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from metasync.diff import current_tables
+from metasync.diff import current_tables, schema_edited_in_target
 from metasync.targets.base import TargetState
 from metasync.transform.mapping import _suffix as collision_suffixes
 from metasync.transform.mapping import table_keys
@@ -272,13 +272,20 @@ def _suffixed_collisions(desired: pl.DataFrame) -> pl.DataFrame:
 
 
 def detect_conflicts(
-    desired: pl.DataFrame, state: TargetState, strategies: ConflictStrategies
+    desired: pl.DataFrame,
+    state: TargetState,
+    strategies: ConflictStrategies,
+    schema_edited: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """One row per conflict of a desired table with the target (or with another desired table).
 
     `desired` needs `space`, `name`, `kind`, `glue_database`, `glue_table`, `hash` and `table_input`.
     Returns CONFLICT_COLUMNS: what differs (message, details as JSON text) and the strategy that applies.
+    Tables about to be written are checked for drift and edited text: those whose source changed, and those
+    whose columns were edited in the target (`schema_edited`, see `diff.schema_edited_in_target`).
     """
+    if schema_edited is None:
+        schema_edited = schema_edited_in_target(desired, state)
     keys = ["glue_database", "glue_table"]
     rows = desired.select("space", "name", "kind", *keys, "hash", "table_input").join(
         current_tables(state).drop("version_id"), on=keys, how="inner"
@@ -343,7 +350,10 @@ def detect_conflicts(
         )
     )
 
-    changed = managed.filter(~other_owner.fill_null(True) & (pl.col("_hash") != pl.col("hash")))
+    edited = pl.col("_edited").fill_null(False)
+    changed = managed.join(
+        schema_edited.with_columns(_edited=pl.lit(True)), on=keys, how="left", maintain_order="left"
+    ).filter(~other_owner.fill_null(True) & ((pl.col("_hash") != pl.col("hash")) | edited))
     if changed.height:
         found.append(_drift_conflicts(changed))
         found.append(_edited_conflicts(changed))
