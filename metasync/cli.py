@@ -25,6 +25,29 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            sys.stdout.write(f"metasync {version('metasync')}\n")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            sys.stdout.write("metasync (not installed)\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
+) -> None:
+    """Synchronise SAP Datasphere catalog metadata into the AWS Glue Data Catalog."""
+
+
 out = Console(soft_wrap=True)  # piped output keeps long lines (paths, reasons) whole for grep
 err = Console(stderr=True, soft_wrap=True)
 

@@ -273,6 +273,8 @@ def _format_validation_error(exc: ValidationError, origin: str) -> str:
             problems.append(f"unknown key '{loc}'")
         elif err["type"] == "missing":
             problems.append(f"missing key '{loc}'")
+        elif err["type"] == "path_type":
+            problems.append(f"key '{loc}': must be a path, written as text")
         elif err["type"] == "union_tag_invalid":
             problems.append(f"'{loc}': {err['msg']}")
         else:
@@ -360,7 +362,8 @@ def load_config(
     try:
         model = Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, origin)) from exc
+        where = f"{origin} (environment '{env}')" if env is not None else origin
+        raise ConfigError(_format_validation_error(exc, where)) from exc
     model.env = env
     model.origin = origin
     _resolve_paths(model, folder)

@@ -40,7 +40,8 @@ class RuleError(ConfigError):
     """A transformation rule cannot be compiled (unknown column, bad regex, impossible cast)."""
 
     def __init__(self, message: str, *, index: int, kind: str, hint: str | None = None) -> None:
-        super().__init__(f"rules[{index}] ({kind}): {message}", hint=hint)
+        sentence = message if message.endswith((".", "?", "!")) else message + "."
+        super().__init__(f"rules[{index}] ({kind}): {sentence}", hint=hint)
         self.index = index
         self.kind = kind
 

@@ -16,7 +16,7 @@ import polars as pl
 from metasync.audit.writer import AuditLog, new_run_id
 from metasync.config import Config, CsnSourceConfig, LocalTargetConfig, load_config
 from metasync.diff import column_changes, content_hashes, diff_tables, schema_edited_in_target, stale_tables
-from metasync.errors import ExitCode, MetasyncError
+from metasync.errors import ExitCode, MetasyncError, RuleError
 from metasync.graph.planning import cycle_events, plan_batches
 from metasync.models import Event, SourceFrames
 from metasync.runtime import gc_paused, gc_resumed
@@ -328,7 +328,11 @@ def _run(
     reached: list[Target],
 ) -> SyncResult:
     t0 = time.perf_counter()
-    rules = compile_rules(cfg.rules, env=cfg.env)  # bad rules fail before any data moves
+    try:
+        rules = compile_rules(cfg.rules, env=cfg.env)  # bad rules fail before any data moves
+    except RuleError as exc:
+        exc.message = f"{cfg.origin}: {exc.message}"  # name the file, as other configuration errors do
+        raise
     frames = read_source(cfg)
     audit.extend(frames.events)
     if frames.assets.is_empty():

@@ -89,6 +89,10 @@ def test_skip_invalid_ends_partial_with_exit_1(tmp_path: Path) -> None:
     [
         ("source: {kind: csn, path: exports, colour: red}\n", "unknown key 'source.colour'"),
         ("source: {kind: sftp, path: exports}\n", "source"),
+        (
+            "source: {kind: csn, path: exports}\nrules: [{kind: business, table_description: '{nosuch}'}]\n",
+            "rules[0] (business): key 'table_description': unknown placeholder {nosuch}",
+        ),
     ],
 )
 def test_bad_config_exits_2_with_one_sentence(tmp_path: Path, config_text: str, needle: str) -> None:
@@ -110,6 +114,11 @@ def test_unwritable_audit_folder_exits_2_before_the_catalog_is_touched(tmp_path:
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
     assert not (tmp_path / "catalog").exists()
     assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_version() -> None:
+    result = metasync("--version")
+    assert result.returncode == 0 and result.stdout.startswith("metasync ")
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:

@@ -116,7 +116,7 @@ def test_an_environment_overlay_with_an_unknown_key_fails(tmp_path: Path) -> Non
         tmp_path, "source: {kind: csn, path: x}\nenvironments: {dev: {target: {kind: local, pth: y}}}\n"
     )
     load_config(path)  # not chosen: not checked
-    with pytest.raises(ConfigError, match="unknown key 'target.pth'"):
+    with pytest.raises(ConfigError, match=r"\(environment 'dev'\): unknown key 'target.pth'"):
         load_config(path, env="dev")
 
 
