@@ -132,12 +132,22 @@ def diff_tables(
     ).drop("_managed", "_owner_space", "_owner_name", "_hash", "_exists", "_edited")
 
 
-def stale_tables(desired: pl.DataFrame, state: TargetState, source_spaces: list[str]) -> pl.DataFrame:
-    """Managed tables in the databases read whose asset is gone from a space the source read completely."""
+def stale_tables(
+    assets: pl.DataFrame, state: TargetState, source_spaces: list[str], source: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Managed tables in the databases read whose asset is gone from a space the source read completely.
+
+    `assets` are the mapped assets (`space`, `name`, `glue_database`, `glue_table`), quarantined ones included:
+    a table that one of them maps to is kept. `source` (`space`, `name`), when given, is every asset the
+    source holds, in scope or not: a table written for one of them is kept too (its asset still exists).
+    """
+    kept = assets.select("space", "name")
+    if source is not None:
+        kept = pl.concat([kept, source.select("space", "name")]).unique()
     return (
         state.tables.filter(pl.col("managed") & pl.col("space").is_in(source_spaces))
-        .join(desired.select("glue_database", "glue_table"), on=["glue_database", "glue_table"], how="anti")
-        .join(desired.select("space", "name"), on=["space", "name"], how="anti")
+        .join(assets.select("glue_database", "glue_table"), on=["glue_database", "glue_table"], how="anti")
+        .join(kept, on=["space", "name"], how="anti")
         .select("space", "name", "glue_database", "glue_table", "version_id")
     )
 

@@ -355,7 +355,7 @@ def _run(
     # Stale managed tables: only on request, only after a complete read, within the safety share.
     refused = False
     if cfg.sync.delete_stale if delete_stale is None else delete_stale:
-        stale, refused = _stale_rows(cfg, frames, desired, state, audit)
+        stale, refused = _stale_rows(cfg, frames, assets, state, audit)
         if stale.height:
             rows = pl.concat([rows, stale], how="diagonal_relaxed")
 
@@ -528,9 +528,10 @@ def _with_column_changes(plan: pl.DataFrame) -> pl.DataFrame:
 
 
 def _stale_rows(
-    cfg: Config, frames: SourceFrames, desired: pl.DataFrame, state: TargetState, audit: AuditLog
+    cfg: Config, frames: SourceFrames, assets: pl.DataFrame, state: TargetState, audit: AuditLog
 ) -> tuple[pl.DataFrame, bool]:
-    """Delete rows for stale managed tables, or none with an error event when deleting is not safe."""
+    """Delete rows for stale managed tables, or none with an error event when deleting is not safe. Tables of
+    assets that still exist are kept: quarantined, held, or left out by the scope rules."""
     if frames.incomplete:
         audit.add(
             Event(
@@ -542,7 +543,7 @@ def _stale_rows(
         )
         return pl.DataFrame(), True
     spaces = frames.assets["space"].unique().to_list()
-    stale = stale_tables(desired, state, spaces)
+    stale = stale_tables(assets, state, spaces, frames.assets)
     managed = state.tables.filter(pl.col("managed")).height
     if stale.height and managed and stale.height / managed > cfg.sync.max_delete_fraction:
         audit.add(

@@ -338,6 +338,27 @@ def test_delete_stale_removes_only_managed_tables_of_gone_assets(tmp_path: Path)
     assert (tmp_path / "catalog" / "s" / "tables" / "t0.json").exists()
 
 
+def test_delete_stale_keeps_tables_of_quarantined_and_out_of_scope_assets(tmp_path: Path) -> None:
+    defs = {f"T{i}": entity("A") for i in range(10)}
+    write_csn(tmp_path / "src" / "S" / "t.json", defs)
+    metasync.sync(config(tmp_path, tmp_path / "src"))
+    tables = tmp_path / "catalog" / "s" / "tables"
+    before = {p.name: p.read_bytes() for p in tables.iterdir()}
+    defs["T0"]["elements"]["A"]["@EndUserText.quickInfo"] = "x" * 600_000  # breaks Glue's limits
+    write_csn(tmp_path / "src" / "S" / "t.json", defs)
+    settings = config(
+        tmp_path,
+        tmp_path / "src",
+        sync={"delete_stale": True, "max_delete_fraction": 1.0},
+        rules=[{"kind": "scope", "exclude": {"name_glob": "T1"}}],
+    )
+    result = metasync.sync(settings)
+    actions = dict(result.plan.select("name", "action").iter_rows())
+    assert actions["T0"] == "quarantine" and "T1" not in actions
+    assert "delete" not in actions.values() and result.summary["counts"]["deleted"] == 0
+    assert {p.name: p.read_bytes() for p in tables.iterdir()} == before
+
+
 def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
     write_csn(tmp_path / "proj" / "exports" / "S" / "t.json", {"T": entity("A")})
     (tmp_path / "proj" / "c.yaml").write_text(
