@@ -196,11 +196,16 @@ class DatasphereClient:
     def _paged(
         self, url: str, *, operation: str, space: str | None = None, page_size: int | None = None
     ) -> Iterator[Any]:
-        """Every item of a list endpoint, following `@odata.nextLink` or `$top`/`$skip` paging."""
+        """Every item of a list endpoint, following `@odata.nextLink` or `$top`/`$skip` paging.
+
+        With `$top`/`$skip`, a page shorter than `$top` does not end the list (a server may cap its pages
+        lower): paging ends at an empty page, or when the server ignores `$skip` after sending everything.
+        """
         seen_links: set[str] = set()
         next_url: str | None = url
         skip = 0
         previous_first: Any = None
+        previous_length = 0
         while next_url is not None:
             params = {"$top": page_size, "$skip": skip} if page_size and next_url == url else None
             body = self._get_json(next_url, operation=operation, space=space, params=params)
@@ -215,6 +220,8 @@ class DatasphereClient:
                     f"{next_url} returned neither a JSON array nor an OData collection: {str(body)[:200]}"
                 )
             if page and skip and page[0] == previous_first:
+                if page_size and previous_length < page_size:
+                    break  # $top and $skip ignored: the first answer was the whole list
                 raise SourceError(f"{url} ignores $skip: the same page came back twice.")
             yield from page
             if link:
@@ -223,9 +230,9 @@ class DatasphereClient:
                     raise SourceError(f"{url}: @odata.nextLink {target} points to a page already read.")
                 seen_links.add(target)
                 next_url = target
-            elif page_size and next_url == url and len(page) == page_size:
-                previous_first = page[0]
-                skip += page_size
+            elif page_size and next_url == url and page:
+                previous_first, previous_length = page[0], len(page)
+                skip += len(page)
             else:
                 next_url = None
 

@@ -58,6 +58,7 @@ class FakeTenant:
     broken_paging: bool = (
         False  # lists ignore $skip and the catalog's next link points back to its first page
     )
+    list_ignores_paging: bool = False  # lists answer every object at once, whatever $top and $skip say
     list_default_top: int = 25
     list_max_top: int = 200
     token_lifetime: int = 3600
@@ -200,6 +201,8 @@ class FakeTenant:
         if match["name"] is None:
             top = min(int(query.get("$top", [self.list_default_top])[0]), self.list_max_top)
             skip = 0 if self.broken_paging else int(query.get("$skip", ["0"])[0])
+            if self.list_ignores_paging:
+                top, skip = len(objects), 0
             names = sorted(objects)[skip : skip + top]
             return 200, [
                 {"technicalName": n, "changedOn": self.changed_on[(space, object_type, n)]} for n in names

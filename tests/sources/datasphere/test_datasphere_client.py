@@ -234,7 +234,29 @@ def test_design_time_lists_page_with_top_and_skip(tenant: FakeTenant) -> None:
         (["200"], ["0"]),
         (["200"], ["200"]),
         (["200"], ["400"]),
+        (["200"], ["450"]),  # a short page does not end the list; an empty one does
     ]
+
+
+def test_pages_capped_below_top_are_all_read(tenant: FakeTenant) -> None:
+    tenant.list_max_top = 3
+    names = [f"T{i}" for i in range(7)]
+    for name in names:
+        tenant.add_object("SALES", "localtables", name, table(name))
+    with make_client(tenant) as client:
+        assert [o.technical_name for o in client.list_objects("SALES", "localtables")] == names
+    skips = [p.query["$skip"] for p in tenant.calls("GET", "/SALES/localtables$")]
+    assert skips == [["0"], ["3"], ["6"], ["7"]]
+
+
+def test_a_list_that_ignores_paging_is_read_once(tenant: FakeTenant) -> None:
+    tenant.list_ignores_paging = True
+    names = [f"T{i}" for i in range(5)]
+    for name in names:
+        tenant.add_object("SALES", "localtables", name, table(name))
+    with make_client(tenant) as client:
+        assert [o.technical_name for o in client.list_objects("SALES", "localtables")] == names
+    assert len(tenant.calls("GET", "/SALES/localtables$")) == 2
 
 
 def test_broken_paging_stops_instead_of_looping(tenant: FakeTenant) -> None:
