@@ -77,7 +77,8 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def _remove_stale(root: Path, stale: list[str], *, keep_spaces: set[str]) -> int:
-    """Delete files of an earlier export whose objects are gone (not those of spaces unread this time)."""
+    """Delete files of an earlier export whose objects are gone (not those of spaces not read in full this
+    time)."""
     removed = 0
     for relative in sorted(stale):
         parts = Path(relative).parts
@@ -109,8 +110,10 @@ def export_tenant(config: Config | DatasphereSourceConfig, folder: str | os.Path
     for obj, relative in zip(snapshot.objects, written, strict=True):
         _write(root / relative, orjson.dumps(obj.payload, option=orjson.OPT_INDENT_2))
     denied_spaces = {e.space for e in snapshot.events if e.event == "space_skipped" and e.space}
+    # Spaces read only in part (skipped, or an object type that could not be listed) keep their earlier files.
+    partly_read = {e.space for e in snapshot.events if e.severity == "error" and e.space}
     stale = [p for p in previous if p not in set(written)]
-    removed = _remove_stale(root, stale, keep_spaces=denied_spaces)
+    removed = _remove_stale(root, stale, keep_spaces=denied_spaces | partly_read)
     kept = [p for p in stale if (root / p).is_file()]
     by_type = Counter(obj.object_type for obj in snapshot.objects)
     summary: dict[str, Any] = {

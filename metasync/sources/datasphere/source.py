@@ -3,8 +3,10 @@
 Discovery lists the spaces (the configured ones, or every space the catalog shows the technical user), then
 each space's objects per configured object type, then reads each object's CSN with bounded concurrency.
 Every CSN document goes through the same reader as CSN files (`metasync.sources.csn.read_documents`);
-flows add `flow` lineage edges (see `flows.py`). A space that refuses the technical user (HTTP 403) is
-skipped with an error event and the frames are marked incomplete, so the run ends `partial`.
+flows add `flow` lineage edges (see `flows.py`). A space that refuses the technical user (HTTP 403), or that
+cannot be read once the retries are spent (server errors, timeouts, answers of the wrong shape), is skipped
+with an error event and the frames are marked incomplete, so the run ends `partial`. Refused credentials, or a
+tenant that no space can be read from, end the run.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from metasync.config import DatasphereSourceConfig
-from metasync.errors import SourceError
+from metasync.errors import ConnectorAuthError, SourceError
 from metasync.models import Event, SourceFrames
 from metasync.sources.csn import CsnDocument, read_documents
 from metasync.sources.datasphere.client import (
@@ -92,13 +94,16 @@ class DatasphereSource:
         with DatasphereClient(self.config) as client:
             spaces = list(self.config.spaces) if self.config.spaces else client.list_spaces()
             events: list[Event] = []
-            denied: dict[str, SpaceAccessDenied] = {}
+            denied: dict[str, SourceError] = {}
             listed = self._list(client, spaces, events, denied)
             cached = self._state.load() if self._state is not None else {}
             objects = self._read(client, listed, cached, events, denied)
-        for space in sorted(denied):
-            events.append(_denied_event(denied[space]))
         read_spaces = [s for s in spaces if s not in denied]
+        failures = [e for e in denied.values() if not isinstance(e, SpaceAccessDenied)]
+        if spaces and not read_spaces and failures:
+            raise failures[0]  # no space answered: the tenant itself is unavailable
+        for space in sorted(denied):
+            events.append(_skipped_event(space, denied[space]))
         if self._state is not None:
             self._save_state(cached, objects, read_spaces)
         incomplete = bool(denied) or any(e.severity == "error" for e in events)
@@ -117,7 +122,7 @@ class DatasphereSource:
         client: DatasphereClient,
         spaces: list[str],
         events: list[Event],
-        denied: dict[str, SpaceAccessDenied],
+        denied: dict[str, SourceError],
     ) -> list[ListedObject]:
         tasks = [(space, object_type) for space in spaces for object_type in self.config.object_types]
 
@@ -125,14 +130,14 @@ class DatasphereSource:
             space, object_type = task
             try:
                 return client.list_objects(space, object_type)
-            except (SpaceAccessDenied, ObjectNotFound) as exc:
+            except ConnectorAuthError:
+                raise
+            except SourceError as exc:
                 return exc
 
         listed: list[ListedObject] = []
         for (space, object_type), result in zip(tasks, self._parallel(list_one, tasks), strict=True):
-            if isinstance(result, SpaceAccessDenied):
-                denied.setdefault(space, result)
-            elif isinstance(result, ObjectNotFound):
+            if isinstance(result, ObjectNotFound):
                 events.append(
                     Event(
                         event="object_type_unavailable",
@@ -145,7 +150,9 @@ class DatasphereSource:
                         "if the tenant does not offer it.",
                     )
                 )
-            elif isinstance(result, list):
+            elif isinstance(result, SourceError):
+                denied.setdefault(space, result)
+            else:
                 listed.extend(result)
         return [o for o in listed if o.space not in denied]
 
@@ -155,7 +162,7 @@ class DatasphereSource:
         listed: list[ListedObject],
         cached: dict[ObjectKey, CachedObject],
         events: list[Event],
-        denied: dict[str, SpaceAccessDenied],
+        denied: dict[str, SourceError],
     ) -> list[TenantObject]:
         def read_one(item: ListedObject) -> TenantObject | SourceError:
             url = client.object_url(item.space, item.object_type, item.technical_name)
@@ -166,7 +173,9 @@ class DatasphereSource:
                 )
             try:
                 payload = client.read_object(item.space, item.object_type, item.technical_name)
-            except (SpaceAccessDenied, ObjectNotFound) as exc:
+            except ConnectorAuthError:
+                raise
+            except SourceError as exc:
                 return exc
             return TenantObject(
                 item.space, item.object_type, item.technical_name, url, payload, item.changed_at
@@ -174,9 +183,7 @@ class DatasphereSource:
 
         objects: list[TenantObject] = []
         for item, result in zip(listed, self._parallel(read_one, listed), strict=True):
-            if isinstance(result, SpaceAccessDenied):
-                denied.setdefault(item.space, result)
-            elif isinstance(result, ObjectNotFound):
+            if isinstance(result, ObjectNotFound):
                 events.append(
                     Event(
                         event="object_vanished",
@@ -188,7 +195,9 @@ class DatasphereSource:
                         details={"endpoint": result.endpoint, "object_type": item.object_type},
                     )
                 )
-            elif isinstance(result, TenantObject):
+            elif isinstance(result, SourceError):
+                denied.setdefault(item.space, result)
+            else:
                 objects.append(result)
         if cached:
             reused = sum(1 for o in objects if o.payload is getattr(cached.get(_key(o)), "payload", None))
@@ -231,12 +240,20 @@ def _key(obj: TenantObject) -> ObjectKey:
     return obj.space, obj.object_type, obj.technical_name
 
 
-def _denied_event(error: SpaceAccessDenied) -> Event:
+def _skipped_event(space: str, error: SourceError) -> Event:
+    if isinstance(error, SpaceAccessDenied):
+        return Event(
+            event="space_skipped",
+            severity="error",
+            space=error.space,
+            message=error.message,
+            details={"endpoint": error.endpoint},
+            hint=error.hint,
+        )
     return Event(
         event="space_skipped",
         severity="error",
-        space=error.space,
-        message=error.message,
-        details={"endpoint": error.endpoint},
-        hint=error.hint,
+        space=space,
+        message=f"space {space} could not be read and was skipped: {error.message}",
+        hint=error.hint or "The run is partial; the space is read again on the next run.",
     )

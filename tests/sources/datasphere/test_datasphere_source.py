@@ -119,6 +119,33 @@ def test_a_space_refusing_the_user_is_skipped_and_the_read_is_partial(tenant: Fa
     assert len(tenant.calls("GET", "/spaces/HR/")) >= 1
 
 
+@pytest.mark.parametrize("fault", ["views$", "objects"])
+def test_a_space_the_tenant_fails_on_is_skipped_and_the_read_is_partial(
+    tenant: FakeTenant, fault: str
+) -> None:
+    tenant.add_object("SALES", "localtables", "ORDERS", table("ORDERS"))
+    tenant.add_object("HR", "localtables", "STAFF", table("STAFF"))
+    tenant.add_object("HR", "views", "V_STAFF", view("V_STAFF", "STAFF"))
+    # Server errors that outlast the retries: on a list, or on reading one object of the space.
+    tenant.fail(r"/spaces/HR/views$" if fault == "views$" else r"/spaces/HR/views/V_STAFF$", 500, times=100)
+    frames = source(tenant).read()
+    assert frames.incomplete
+    assert frames.assets.select("space", "name").rows() == [("SALES", "ORDERS")]  # none of HR, not a part
+    (event,) = [e for e in frames.events if e.event == "space_skipped"]
+    assert (event.severity, event.space) == ("error", "HR")
+    assert (
+        event.message.startswith("space HR could not be read and was skipped:")
+        and "HTTP 500" in event.message
+    )
+
+
+def test_a_tenant_no_space_answers_for_fails_the_run(tenant: FakeTenant) -> None:
+    tenant.add_object("SALES", "localtables", "ORDERS", table("ORDERS"))
+    tenant.fail(r"/spaces/SALES/", 500, times=100)
+    with pytest.raises(SourceError, match="HTTP 500"):
+        source(tenant, spaces=["SALES"]).read()
+
+
 def test_configured_spaces_skip_the_catalog(tenant: FakeTenant) -> None:
     tenant.add_object("SALES", "localtables", "ORDERS", table("ORDERS"))
     tenant.add_object("FINANCE", "localtables", "LEDGER", table("LEDGER"))
