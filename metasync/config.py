@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -117,6 +118,9 @@ class LocalTargetConfig(_Strict):
     path: Path = Path("catalog")
 
 
+_REGION = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")  # the shape botocore accepts
+
+
 class GlueTargetConfig(_Strict):
     """The AWS Glue Data Catalog, through boto3."""
 
@@ -142,6 +146,22 @@ class GlueTargetConfig(_Strict):
     def _blank_is_unset(cls, value: Any) -> Any:
         """`${VAR:-}` left empty means "not set"."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint_is_a_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"{value!r} is not an http:// or https:// URL (e.g. http://localhost:5000)")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region_is_a_name(cls, value: str | None) -> str | None:
+        if value is not None and not _REGION.match(value):
+            raise ValueError(f"{value!r} is not an AWS region name (e.g. eu-central-1)")
+        return value
 
     @field_validator("location_template")
     @classmethod

@@ -306,10 +306,15 @@ def run(
     try:
         with gc_paused():  # resumed for the write stage, see `_write`
             return _run(cfg, audit, run_id, started, dry_run, delete_stale, progress, reached)
-    except MetasyncError as exc:
-        audit.add(
-            Event("run_failed", "error", exc.message, hint=exc.hint, details={"error": type(exc).__name__})
-        )
+    except Exception as exc:  # the audit of a failed run is written too, whatever ended it
+        if isinstance(exc, MetasyncError):
+            message, hint = exc.message, exc.hint
+        else:
+            message, hint = (
+                f"internal error: {type(exc).__name__}: {exc}",
+                "Run again with --debug and report it.",
+            )
+        audit.add(Event("run_failed", "error", message, hint=hint, details={"error": type(exc).__name__}))
         calls = reached[0].calls.as_dict() if reached else {}
         empty_plan = pl.DataFrame(schema={c: pl.Utf8 for c in PLAN_COLUMNS})
         summary = _summary(run_id, "failed", dry_run, started, empty_plan, calls, {})

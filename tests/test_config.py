@@ -36,6 +36,14 @@ def test_minimal_config_gets_the_embedded_defaults(tmp_path: Path) -> None:
         ("source: [unclosed\n", "not valid YAML at line"),
         ("- a list\n", "must hold a mapping"),
         (
+            "source: {kind: csn, path: x}\ntarget: {kind: glue, endpoint_url: '127.0.0.1:5000'}\n",
+            "key 'target.endpoint_url': '127.0.0.1:5000' is not an http:// or https:// URL",
+        ),
+        (
+            "source: {kind: csn, path: x}\ntarget: {kind: glue, region: eu central 1}\n",
+            "key 'target.region': 'eu central 1' is not an AWS region name",
+        ),
+        (
             "source: {kind: csn, path: x}\nsync: {priority: [table, nonsense]}\n",
             "key 'sync.priority': unknown asset kind(s) ['nonsense']",
         ),

@@ -307,6 +307,24 @@ def test_an_empty_source_is_a_warning(tmp_path: Path) -> None:
     assert finished.endswith("no assets")
 
 
+def test_a_run_ended_by_an_unexpected_error_still_writes_its_audit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A")})
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("planner broke")
+
+    monkeypatch.setattr("metasync.pipeline.plan_batches", broken)
+    with pytest.raises(RuntimeError, match="planner broke"):
+        metasync.sync(config(tmp_path, tmp_path / "src"))
+    (run,) = (tmp_path / "audit").iterdir()
+    assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+    failed = pl.read_parquet(run / "events.parquet").filter(pl.col("event") == "run_failed")
+    assert failed["message"].item() == "internal error: RuntimeError: planner broke"
+    assert not (tmp_path / "catalog").exists()
+
+
 def test_delete_stale_removes_only_managed_tables_of_gone_assets(tmp_path: Path) -> None:
     defs = {f"T{i}": entity("A") for i in range(10)}
     write_csn(tmp_path / "src" / "S" / "t.json", defs)

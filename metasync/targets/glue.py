@@ -178,6 +178,12 @@ class GlueTarget:
             raise ConfigError(
                 f"target.profile '{config.profile}' is not an AWS profile on this machine."
             ) from exc
+        except (ValueError, BotoCoreError) as exc:  # an endpoint or region botocore cannot use
+            raise ConfigError(
+                f"target: boto3 cannot make a Glue client for region {config.region!r} and endpoint_url "
+                f"{config.endpoint_url!r}: {exc}.",
+                hint="Check target.region and target.endpoint_url.",
+            ) from exc
         self.region = client.meta.region_name
         self.endpoint = client.meta.endpoint_url
         self._caller = GlueCaller(
