@@ -10,7 +10,16 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from metasync.errors import ConfigError
 from metasync.models import ASSET_KINDS
@@ -221,6 +230,9 @@ class Config(_Strict):
     # Not part of the file: where it came from and which environment was chosen.
     env: str | None = Field(default=None, exclude=True)
     origin: str = Field(default="<dict>", exclude=True)
+    # What `load_config` built it from, before any environment: another environment starts from there again.
+    _base: dict[str, Any] | None = PrivateAttr(default=None)
+    _folder: Path | None = PrivateAttr(default=None)
 
 
 # ---------------------------------------------------------------- loading
@@ -355,16 +367,19 @@ def load_config(
     if isinstance(config, Config):
         if env is None or env == config.env:
             return config
-        raw = config.model_dump(mode="python", exclude_none=False)
-        raw["environments"] = config.environments
-        origin, folder = config.origin, Path(base_dir or Path.cwd())
+        if config._base is not None and config._folder is not None:  # loaded: its environment is undone
+            raw, origin, folder = config._base, config.origin, Path(base_dir or config._folder)
+        else:
+            raw = config.model_dump(mode="python", exclude_none=False)
+            raw["environments"] = config.environments
+            origin, folder = config.origin, Path(base_dir or Path.cwd())
     elif isinstance(config, dict):
         raw, origin, folder = config, "<config dict>", Path(base_dir or Path.cwd())
     else:
         path = Path(config)
         raw, origin, folder = _read_yaml(path), str(path), path.resolve().parent
 
-    raw = _interpolate(raw, origin)
+    raw = base = _interpolate(raw, origin)
     if env is not None:
         environments = raw.get("environments") or {}
         if not isinstance(environments, dict) or env not in environments:
@@ -386,5 +401,6 @@ def load_config(
         raise ConfigError(_format_validation_error(exc, where)) from exc
     model.env = env
     model.origin = origin
+    model._base, model._folder = base, folder
     _resolve_paths(model, folder)
     return model

@@ -119,6 +119,27 @@ def test_env_deep_merges_over_the_rest(tmp_path: Path) -> None:
         load_config(path, env="qa")
 
 
+def test_a_loaded_config_switched_to_another_environment_starts_from_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = (
+        "source: {kind: csn, path: exports, space: S}\n"
+        "target: {kind: local, path: catalog}\n"
+        "environments:\n"
+        "  dev: {sync: {delete_stale: true}, rules: [{kind: naming, target: database, template: 'dev_{space}'}]}\n"
+        "  prod: {target: {path: prod-catalog}}\n"
+    )
+    path = write(tmp_path, text)
+    monkeypatch.chdir(tmp_path.parent)  # relative paths still resolve against the file's folder
+    dev = load_config(path, env="dev")
+    prod = load_config(dev, env="prod")
+    fresh = load_config(path, env="prod")
+    assert prod.model_dump() == fresh.model_dump() and prod.env == "prod"
+    assert not prod.sync.delete_stale and prod.rules == []
+    assert prod.target.path == tmp_path / "prod-catalog"
+    assert load_config(prod, env="dev").model_dump() == dev.model_dump()
+
+
 def test_an_environment_overlay_with_an_unknown_key_fails(tmp_path: Path) -> None:
     path = write(
         tmp_path, "source: {kind: csn, path: x}\nenvironments: {dev: {target: {kind: local, pth: y}}}\n"
