@@ -75,7 +75,11 @@ class Format(StrEnum):
 
 def _guard(debug: bool, action: Callable[[], T]) -> T:
     """Run `action`; turn metasync errors into one sentence on stderr and the contract's exit code."""
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s" if debug else "%(levelname)s: %(message)s",
+    )
     try:
         return action()
     except MetasyncError as exc:

@@ -398,7 +398,8 @@ def load_config(
         model = Config.model_validate(raw)
     except ValidationError as exc:
         where = f"{origin} (environment '{env}')" if env is not None else origin
-        raise ConfigError(_format_validation_error(exc, where)) from exc
+        # Not chained: pydantic's own text quotes the input values, secrets included, and --debug prints it.
+        raise ConfigError(_format_validation_error(exc, where)) from None
     model.env = env
     model.origin = origin
     model._base, model._folder = base, folder

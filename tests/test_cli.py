@@ -116,6 +116,19 @@ def test_unwritable_audit_folder_exits_2_before_the_catalog_is_touched(tmp_path:
     assert (tmp_path / "afile").read_text() == "x"
 
 
+def test_debug_never_prints_a_secret_from_a_misspelled_key(tmp_path: Path) -> None:
+    config = tmp_path / "typo.yaml"
+    secret = "tOp-SeCrEt-9f3a1c77e2"
+    config.write_text(
+        "source: {kind: datasphere, url: 'https://t.eu10.hcs.cloud.sap', client_id: x, "
+        f"client_secrett: {secret}}}\n"
+    )
+    result = metasync("plan", "-c", str(config), "--debug")
+    assert result.returncode == 2
+    assert "unknown key 'source.client_secrett'" in result.stderr
+    assert secret not in result.stderr + result.stdout
+
+
 def test_version() -> None:
     result = metasync("--version")
     assert result.returncode == 0 and result.stdout.startswith("metasync ")
