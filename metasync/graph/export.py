@@ -12,6 +12,7 @@ import polars as pl
 from metasync.errors import ConfigError
 from metasync.graph.analysis import neighbourhood
 from metasync.graph.lineage import dependency_graph, is_data_flow, require_asset
+from metasync.models import RELATIONSHIP_EDGE_KINDS
 
 FORMATS = ("table", "json", "graphml", "mermaid", "dot", "openlineage")
 OPENLINEAGE_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/JobEvent"
@@ -148,11 +149,13 @@ def to_openlineage(
 
 
 def to_table(graph: nx.DiGraph) -> str:
-    """Plain text, one line per dependency: upstream, kind, downstream (relationship edges read from the
-    association's target to the asset holding it). Isolated assets get a line of their own."""
-    deps = dependency_graph(graph, relationships=True)
-    rows = sorted((u, str(kind), v) for u, v, kind in deps.edges(data="kind"))
-    rows += sorted((node, "-", "") for node in deps if deps.degree(node) == 0)
+    """Plain text, one line per edge of the graph: upstream, kind, downstream (relationship edges read from
+    the association's target to the asset holding it). Isolated assets get a line of their own."""
+    rows = sorted(
+        (str(v), str(kind), str(u)) if kind in RELATIONSHIP_EDGE_KINDS else (str(u), str(kind), str(v))
+        for u, v, kind in graph.edges(data="kind")
+    )
+    rows += sorted((node, "-", "") for node in graph if graph.degree(node) == 0)
     if not rows:
         return ""
     width_up = max(len(r[0]) for r in rows)

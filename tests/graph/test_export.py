@@ -85,6 +85,14 @@ def test_render_table_limited_to_an_asset(graph: nx.DiGraph) -> None:
     assert len(whole) == graph.number_of_edges()
 
 
+def test_render_table_shows_every_edge_even_against_a_data_flow_or_onto_itself() -> None:
+    assets = asset_frame({"S.T": "table", "S.V": "view"})
+    edges = edge_frame([("S.T", "S.V", "join"), ("S.V", "S.T", "association"), ("S.T", "S.T", "association")])
+    graph = mg.build_lineage_graph(assets, edges)
+    lines = [line.split() for line in mg.render(graph, "table").splitlines()]
+    assert lines == [["S.T", "association", "S.T"], ["S.T", "association", "S.V"], ["S.T", "join", "S.V"]]
+
+
 @pytest.mark.parametrize("fmt", ["json", "graphml", "mermaid", "dot", "openlineage"])
 def test_render_every_format(graph: nx.DiGraph, fmt: str) -> None:
     text = mg.render(graph, fmt, asset="S.T", direction="downstream", depth=1)
