@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
 
+from metasync.errors import ConfigError
+
 MAX_NAME = 255
 MAX_COMMENT = 255
 MAX_DESCRIPTION = 2048
@@ -415,6 +417,18 @@ def _safe_names(frame: pl.DataFrame, column: str) -> pl.DataFrame:
 def resolve_names(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Make database, table and column names Glue-safe and unique (steps 1–3 of the naming rule)."""
     assets = _safe_names(_safe_names(assets, "glue_database"), "glue_table")
+    split = (
+        assets.group_by("space")
+        .agg(pl.col("glue_database").unique().sort())
+        .filter(pl.col("glue_database").list.len() > 1)
+    )
+    if split.height:
+        space, names = split.sort("space").row(0)
+        raise ConfigError(
+            f"the rules give space {space} more than one Glue database ({', '.join(names[:3])}); metasync "
+            "writes one database per space.",
+            hint="Make database names depend on the space and environment only.",
+        )
     # Databases: distinct spaces that land on one database name.
     databases = assets.select("space", "glue_database").unique(maintain_order=True)
     databases = _dedupe(databases, group=[], name_col="glue_database", original="space", order="space")

@@ -306,7 +306,8 @@ def _check_regex(pattern: str, at: _Where, key: str) -> None:
         pl.Series([""], dtype=pl.Utf8).str.contains(pattern)
     except (re.error, pl.exceptions.ComputeError) as exc:
         raise at.error(
-            f"key '{key}': bad regular expression {pattern!r}: {str(exc).splitlines()[0]}"
+            f"key '{key}': bad regular expression {pattern!r}: "
+            + " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         ) from exc
 
 
@@ -845,6 +846,10 @@ _NAMING_TABLE_FIELDS = {
 }
 
 
+# What a database template may use: fields that are the same for every asset of a space.
+_SPACE_FIELDS = frozenset({"space", "env", "glue_database"})
+
+
 def _compile_naming(rule: NamingRule, at: _Where, env: str | None) -> _Step:
     for i, sub in enumerate(rule.replace):
         _check_regex(sub.pattern, at, f"replace[{i}].pattern")
@@ -857,6 +862,23 @@ def _compile_naming(rule: NamingRule, at: _Where, env: str | None) -> _Step:
     if rule.target == "column":
         new = _naming_expr(rule, pl.col("glue_column"), template, _column_resolver(env))
         return _column_step(at, rule.where, rule.columns, "glue_column", new, templates)
+    if rule.target == "database":
+        per_asset = sorted((template.fields if template is not None else set()) - _SPACE_FIELDS)
+        where = rule.where
+        if per_asset or (
+            where is not None
+            and (where.kinds or where.name_glob or where.name_regex or where.modeling_patterns)
+        ):
+            raise at.error(
+                "a database name must be the same for every asset of a space (one Glue database per space), "
+                + (
+                    f"but the template uses {', '.join('{' + f + '}' for f in per_asset)}"
+                    if per_asset
+                    else "but `where` selects assets by more than their space"
+                ),
+                hint="Use only {space} and {env} (and the current {glue_database}) in database templates, and "
+                "`where: {spaces: [...]}` to scope them.",
+            )
     field = "glue_database" if rule.target == "database" else "glue_table"
     new = _naming_expr(rule, pl.col(field), template, _asset_resolver(env))
     return _asset_step(at, rule.where, field, new, templates)

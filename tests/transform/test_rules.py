@@ -10,7 +10,8 @@ from param_cells import parameters_series
 from param_cells import set_parameters as params
 from pydantic import TypeAdapter, ValidationError
 
-from metasync.errors import RuleError
+from metasync.errors import ConfigError, RuleError
+from metasync.transform.mapping import resolve_names
 from metasync.transform.rules import Rule, compile_rules, glob_to_regex, truncate_with_hash
 
 RULES = TypeAdapter(list[Rule])
@@ -80,6 +81,32 @@ def test_naming_templates_for_database_and_table_use_env_and_kind(sales_frames):
     assert col_of(assets, "SAP.TIME.DIM_DAY", "glue_database") == "dev_hr"
     assert col_of(assets, "V_Orders", "glue_table") == "view__V_Orders"
     assert col_of(assets, "Orders", "glue_table") == "orders"  # out of scope: unchanged
+
+
+@pytest.mark.parametrize(
+    ("rule", "problem"),
+    [
+        ({"template": "{kind}_{space}"}, "the template uses {kind}"),
+        ({"template": "{space}_{name}"}, "the template uses {name}"),
+        ({"prefix": "x_", "where": {"kinds": ["view"]}}, "`where` selects assets by more than their space"),
+    ],
+)
+def test_a_database_name_must_not_differ_within_a_space(rule, problem):
+    with pytest.raises(RuleError, match=r"rules\[0\] \(naming\): a database name must be the same") as caught:
+        compile_rules(RULES.validate_python([{"kind": "naming", "target": "database", **rule}]))
+    assert problem in str(caught.value)
+    compile_rules(
+        RULES.validate_python([{"kind": "naming", "target": "database", "where": {"spaces": ["S"]}}])
+    )
+
+
+def test_a_space_split_over_databases_by_other_means_is_an_error(sales_frames):
+    assets, _ = run([], sales_frames)
+    assets = assets.with_columns(
+        glue_database=pl.when(pl.col("name") == "Orders").then(pl.lit("other")).otherwise("glue_database")
+    )
+    with pytest.raises(ConfigError, match=r"give space SALES more than one Glue database \(other, sales\)"):
+        resolve_names(assets, pl.DataFrame(schema={"space": pl.Utf8}))
 
 
 def test_naming_regex_replace_prefix_suffix_case(sales_frames):
@@ -164,8 +191,8 @@ def test_bad_regex_fails_at_load_naming_the_rule():
         compile_rules(RULES.validate_python([{"kind": "naming", "replace": [{"pattern": "(", "with": "x"}]}]))
     with pytest.raises(RuleError, match=r"rules\[0\] \(scope\).*where.*bad regular expression"):
         compile_rules(RULES.validate_python([{"kind": "scope", "where": {"name_regex": "[a-"}}]))
-    # Python accepts look-behind, Polars (Rust) does not: still a load-time failure.
-    with pytest.raises(RuleError, match=r"rules\[0\] \(scope\)"):
+    # Python accepts look-behind, Polars (Rust) does not: still a load-time failure, with Rust's whole reason.
+    with pytest.raises(RuleError, match=r"rules\[0\] \(scope\).*look-around.*not supported"):
         compile_rules(RULES.validate_python([{"kind": "scope", "include": {"name_regex": "(?<=a)b"}}]))
 
 
