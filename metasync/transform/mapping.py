@@ -423,7 +423,8 @@ def resolve_names(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataF
         .filter(pl.col("glue_database").list.len() > 1)
     )
     if split.height:
-        space, names = split.sort("space").row(0)
+        first = split.sort("space").head(1)
+        space, names = first["space"].item(), first["glue_database"].item().to_list()
         raise ConfigError(
             f"the rules give space {space} more than one Glue database ({', '.join(names[:3])}); metasync "
             "writes one database per space.",
