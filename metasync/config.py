@@ -317,6 +317,20 @@ def _format_validation_error(exc: ValidationError, origin: str) -> str:
     return f"{origin}: " + "; ".join(problems) + "."
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """YAML with booleans spelled true/false only (as YAML 1.2): `on`, `off`, `yes` and `no` stay words, so
+    keys such as a rule's `on:` read as written. Pydantic still takes those words as booleans where one is due."""
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -330,7 +344,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"configuration file {path} cannot be read: {exc.strerror}.") from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_YamlLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -67,6 +67,17 @@ def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> Non
     assert load_config(path).source.space == "S"
 
 
+def test_yaml_reads_on_as_a_key_and_yes_still_as_true(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "source: {kind: csn, path: x}\nsync: {delete_stale: yes}\n"
+        "rules: [{kind: default, field: description, on: assets, value: none}]\n",
+    )
+    cfg = load_config(path)
+    assert cfg.sync.delete_stale is True
+    assert cfg.rules[0].on == "assets"
+
+
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "absent.yaml")
