@@ -177,7 +177,8 @@ class _RuleBase(BaseModel):
 
 
 class ScopeRule(_RuleBase):
-    """Keep only the assets that match `include` (if given) and do not match `exclude`; drops their columns too."""
+    """Keep only the assets that match `include` (if given) and do not match `exclude`; drops their columns too.
+    With `where`, only the assets it selects are filtered; the others stay."""
 
     kind: Literal["scope"]
     include: Scope | None = None
@@ -773,11 +774,12 @@ def parameter_value(key: str) -> Callable[[list[str]], pl.Expr]:
 def _compile_scope(rule: ScopeRule, at: _Where, env: str | None) -> _Step:
     _check_scope(rule.include, at, "include")
     _check_scope(rule.exclude, at, "exclude")
-    keep = rule.where.expr()
+    decided = pl.lit(True)
     if rule.include is not None:
-        keep &= rule.include.expr()
+        decided &= rule.include.expr()
     if rule.exclude is not None:
-        keep &= ~rule.exclude.expr()
+        decided &= ~rule.exclude.expr()
+    keep = ~rule.where.expr() | decided  # `where` limits the rule: assets outside it are kept as they are
 
     def run(frames: FramePair) -> FramePair:
         assets, columns = frames

@@ -43,6 +43,18 @@ def test_scope_include_and_exclude_drop_assets_and_their_columns(sales_frames):
     assert columns.height == 6
 
 
+def test_scope_where_limits_the_rule_and_keeps_everything_outside_it(sales_frames):
+    everything = sorted(run([], sales_frames)[0]["name"])
+    assets, columns = run(
+        [{"kind": "scope", "where": {"spaces": ["SALES"]}, "exclude": {"name_glob": "V_*"}}], sales_frames
+    )
+    outside = sorted(run([{"kind": "scope", "include": {"spaces": ["HR"]}}], sales_frames)[0]["name"])
+    assert outside and sorted(assets["name"]) == sorted(["AM_Revenue", "Orders", *outside])
+    assert sorted(assets["name"]) == sorted(n for n in everything if not n.startswith("V_") or n in outside)
+    all_columns = run([], sales_frames)[1]
+    assert columns.height == all_columns.filter(pl.col("name").is_in(assets["name"].implode())).height
+
+
 def test_scope_by_kind_and_modeling_pattern(sales_frames):
     assets, _ = run(
         [
