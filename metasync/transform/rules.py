@@ -745,8 +745,8 @@ def _field_names(templates: Iterable[Template]) -> set[str]:
 
 
 def parameter_update(pairs: Mapping[str, pl.Expr | Callable[[list[str]], pl.Expr]]) -> FrameUpdate:
-    """Set the `pairs` in `parameters` of the rows taken; a pair whose value is null or empty is left out
-    (and a key it had before is removed). A value may be a function of the keys the frame has already."""
+    """Set the `pairs` in `parameters` of the rows taken; a pair whose value is null or empty sets nothing (a
+    value the key had before stays). A value may be a function of the keys the frame has already."""
 
     def update(frame: pl.LazyFrame, take: pl.Expr) -> pl.LazyFrame:
         keys = parameter_keys(frame)
@@ -757,7 +757,9 @@ def parameter_update(pairs: Mapping[str, pl.Expr | Callable[[list[str]], pl.Expr
             old = current.struct.field(key) if key in keys else pl.lit(None, dtype=pl.Utf8)
             if key not in values:
                 return old.alias(key)
-            return pl.when(take).then(values[key].replace("", None)).otherwise(old).alias(key)
+            if key not in keys:
+                return pl.when(take).then(values[key].replace("", None)).alias(key)
+            return pl.when(take).then(pl.coalesce(values[key].replace("", None), old)).otherwise(old).alias(key)
 
         ordered = keys + [k for k in pairs if k not in keys]
         return frame.with_columns(parameters=pl.struct([field(k) for k in ordered]))

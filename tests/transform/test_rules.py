@@ -333,6 +333,16 @@ def test_parameters_replace_same_key_and_keep_others(sales_frames):
     assert params(col_of(out, "Orders", "parameters")) == {"metasync:kind": "table", "owner": "new"}
 
 
+def test_an_empty_parameter_result_keeps_the_earlier_value(sales_frames):
+    rules = [
+        {"kind": "parameters", "table": {"p2": "{kind}-{column_count}", "p3": "{remote_source}"}},
+        {"kind": "parameters", "table": {"p2": "{remote_source}"}},  # empty for local objects: sets nothing
+    ]
+    out, _ = run(rules, sales_frames)
+    orders = params(col_of(out, "Orders", "parameters"))
+    assert orders["p2"].startswith("table-") and "p3" not in orders
+
+
 def test_reserved_parameter_key_fails_at_load():
     with pytest.raises(RuleError, match=r"rules\[0\] \(parameters\).*reserved"):
         compile_rules(RULES.validate_python([{"kind": "parameters", "table": {"metasync:hash": "x"}}]))
