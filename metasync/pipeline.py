@@ -25,10 +25,13 @@ from metasync.targets.base import ProgressCallback, Target, TargetState, WriteRe
 from metasync.targets.payload import database_input, finalize_table_input
 from metasync.transform.conflicts import conflict_events, detect_conflicts, resolve_conflicts, with_text_hash
 from metasync.transform.mapping import (
+    ASSET_FIELD_PARAMETERS,
     ASSET_KEY,
+    COLUMN_FIELD_PARAMETERS,
     finish_text,
     map_assets,
     map_columns,
+    refresh_parameters,
     resolve_names,
     table_inputs,
     with_asset_key,
@@ -130,6 +133,14 @@ def map_frames(
     # the mapping for every such read (about half the stage's time at 2 million columns).
     assets, columns = apply_rules(mapped[0].lazy(), mapped[1].lazy())
     assets_df, columns_df = pl.collect_all([assets, columns], engine="in-memory")
+    # Fields that value_map and default rules rewrote: their Parameters follow.
+    written = [(rule.on, rule.field) for rule in config.rules if rule.kind in ("value_map", "default")]
+    assets_df = refresh_parameters(
+        assets_df, {f for on, f in written if on != "columns"}, ASSET_FIELD_PARAMETERS
+    )
+    columns_df = refresh_parameters(
+        columns_df, {f for on, f in written if on != "assets"}, COLUMN_FIELD_PARAMETERS
+    )
     return resolve_names(*finish_text(assets_df, columns_df))
 
 

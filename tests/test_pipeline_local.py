@@ -325,6 +325,22 @@ def test_a_run_ended_by_an_unexpected_error_still_writes_its_audit(
     assert not (tmp_path / "catalog").exists()
 
 
+def test_fields_rewritten_by_rules_reach_their_parameters(tmp_path: Path) -> None:
+    fact = entity("A", "AMOUNT")
+    fact["elements"]["AMOUNT"] = {"type": "cds.Decimal", "precision": 15, "scale": 2}
+    fact["elements"]["AMOUNT"]["@Aggregation.default"] = {"#": "SUM"}
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": fact})
+    rules = [
+        {"kind": "value_map", "field": "aggregation", "map": {"SUM": "sum"}},
+        {"kind": "value_map", "field": "kind", "on": "assets", "map": {"table": "fact"}},
+    ]
+    metasync.sync(config(tmp_path, tmp_path / "src", rules=rules))
+    table = json.loads((tmp_path / "catalog" / "s" / "tables" / "t.json").read_text())
+    assert table["Parameters"]["metasync:kind"] == "fact"
+    amount = next(c for c in table["StorageDescriptor"]["Columns"] if c["Name"] == "amount")
+    assert amount["Parameters"]["metasync:aggregation"] == "sum"
+
+
 def test_delete_stale_removes_only_managed_tables_of_gone_assets(tmp_path: Path) -> None:
     defs = {f"T{i}": entity("A") for i in range(10)}
     write_csn(tmp_path / "src" / "S" / "t.json", defs)

@@ -240,6 +240,32 @@ def _set_or_null(value: pl.Expr) -> pl.Expr:
     return value.cast(pl.Utf8).replace("", None)
 
 
+# Parameters that carry a field's value, per frame: rules that change the field (value_map, default) change
+# these too (`refresh_parameters`), so the catalog shows what the rules made of it.
+ASSET_FIELD_PARAMETERS = {
+    "kind": "metasync:kind",
+    "business_name": "metasync:business_name",
+    "modeling_pattern": "metasync:modeling_pattern",
+    "remote_source": "metasync:remote_source",
+}
+COLUMN_FIELD_PARAMETERS = {
+    "business_name": "metasync:business_name",
+    "description": "metasync:description",
+    "semantic_role": "metasync:semantic_role",
+    "aggregation": "metasync:aggregation",
+}
+
+
+def refresh_parameters(frame: pl.DataFrame, fields: set[str], parameters: dict[str, str]) -> pl.DataFrame:
+    """`frame` with the Parameters of `fields` (see ASSET_FIELD_PARAMETERS) set again from the fields' values."""
+    pairs = [(parameters[f], pl.col(f)) for f in sorted(fields) if f in parameters and f in frame.columns]
+    if not pairs or "parameters" not in frame.columns:
+        return frame
+    return frame.with_columns(
+        pl.col("parameters").struct.with_fields([_set_or_null(value).alias(key) for key, value in pairs])
+    )
+
+
 TYPE_FACETS = ("source_type", "length", "precision", "scale", "glue_type_hint")
 
 

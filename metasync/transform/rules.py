@@ -759,7 +759,9 @@ def parameter_update(pairs: Mapping[str, pl.Expr | Callable[[list[str]], pl.Expr
                 return old.alias(key)
             if key not in keys:
                 return pl.when(take).then(values[key].replace("", None)).alias(key)
-            return pl.when(take).then(pl.coalesce(values[key].replace("", None), old)).otherwise(old).alias(key)
+            return (
+                pl.when(take).then(pl.coalesce(values[key].replace("", None), old)).otherwise(old).alias(key)
+            )
 
         ordered = keys + [k for k in pairs if k not in keys]
         return frame.with_columns(parameters=pl.struct([field(k) for k in ordered]))
