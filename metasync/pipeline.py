@@ -23,7 +23,13 @@ from metasync.runtime import gc_paused, gc_resumed
 from metasync.sources.base import Source
 from metasync.targets.base import ProgressCallback, Target, TargetState, WriteRequest
 from metasync.targets.payload import database_input, finalize_table_input
-from metasync.transform.conflicts import conflict_events, detect_conflicts, resolve_conflicts, with_text_hash
+from metasync.transform.conflicts import (
+    conflict_events,
+    detect_conflicts,
+    keep_target_parameters,
+    resolve_conflicts,
+    with_text_hash,
+)
 from metasync.transform.mapping import (
     ASSET_FIELD_PARAMETERS,
     ASSET_KEY,
@@ -443,7 +449,7 @@ def _diff_rows(
     diffed = diff_tables(desired, state, edited)
     conflicts = detect_conflicts(desired, state, cfg.conflicts, edited)
     audit.add_frame(conflict_events(conflicts))
-    diffed = resolve_conflicts(diffed, conflicts)
+    diffed = keep_target_parameters(resolve_conflicts(diffed, conflicts))
     duplicate = pl.col("conflict_files").list.len() > 0
     diffed = diffed.with_columns(
         action=pl.when(duplicate).then(pl.lit("conflict")).otherwise(pl.col("action")),

@@ -325,6 +325,25 @@ def test_a_run_ended_by_an_unexpected_error_still_writes_its_audit(
     assert not (tmp_path / "catalog").exists()
 
 
+def test_an_update_keeps_parameters_added_in_the_target(tmp_path: Path) -> None:
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A"), "U": entity("B")})
+    metasync.sync(config(tmp_path, tmp_path / "src"))
+    path = tmp_path / "catalog" / "s" / "tables" / "t.json"
+    table = json.loads(path.read_text())
+    table["Parameters"] |= {"classification": "parquet", "owner": "bob"}
+    path.write_text(json.dumps(table))
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A", "NEW"), "U": entity("B", "NEW")})
+    result = metasync.sync(config(tmp_path, tmp_path / "src"))
+    assert dict(result.plan.select("name", "action").iter_rows()) == {"T": "update", "U": "update"}
+    updated = json.loads(path.read_text())
+    assert updated["Parameters"]["classification"] == "parquet" and updated["Parameters"]["owner"] == "bob"
+    assert [c["Name"] for c in updated["StorageDescriptor"]["Columns"]] == ["a", "new"]
+    other = json.loads((tmp_path / "catalog" / "s" / "tables" / "u.json").read_text())
+    assert "owner" not in other["Parameters"]
+    again = metasync.sync(config(tmp_path, tmp_path / "src"))
+    assert set(again.plan["action"]) == {"unchanged"}
+
+
 def test_fields_rewritten_by_rules_reach_their_parameters(tmp_path: Path) -> None:
     fact = entity("A", "AMOUNT")
     fact["elements"]["AMOUNT"] = {"type": "cds.Decimal", "precision": 15, "scale": 2}

@@ -494,6 +494,36 @@ def resolve_conflicts(diffed: pl.DataFrame, conflicts: pl.DataFrame) -> pl.DataF
     return rows.drop("_outcome", "_reason", "_types")
 
 
+_JSON_KEY = r'"((?:[^"\\]|\\.)*)"\s*:'  # a key of a JSON object of strings
+_PAIR_KEY = r'"key":"((?:[^"\\]|\\.)*)"'  # a key of the canonical {"key", "value"} Parameters list
+
+
+def keep_target_parameters(rows: pl.DataFrame) -> pl.DataFrame:
+    """Updates that keep the Parameters someone added to the table in the target (keys metasync does not set,
+    such as `classification` or an owner): Glue replaces a table's whole definition on update. Only the rows
+    whose target has such keys are merged (`merge_table_input`); finding them is done on the JSON texts."""
+    if rows.is_empty():
+        return rows
+    target_keys = pl.col("current_definition").str.json_path_match("$.Parameters").str.extract_all(_JSON_KEY)
+    source_keys = pl.col("table_input").str.json_path_match("$.Parameters").str.extract_all(_PAIR_KEY)
+    own = target_keys.list.eval(pl.element().filter(~pl.element().str.starts_with("metasync:")))
+    extra = own.list.set_difference(source_keys).list.len() > 0
+    found = rows.with_row_index("_row").filter(
+        (pl.col("action") == "update") & pl.col("current_definition").is_not_null() & extra.fill_null(False)
+    )
+    if found.is_empty():
+        return rows
+    merged = [
+        merge_table_input(
+            new, old, keep_text=False
+        )  # row-python-ok: only tables with Parameters of their own
+        for new, old in zip(
+            found["table_input"].to_list(), found["current_definition"].to_list(), strict=True
+        )
+    ]
+    return rows.with_columns(rows["table_input"].scatter(found["_row"], pl.Series(merged, dtype=pl.Utf8)))
+
+
 def merge_table_input(source_json: str, target_json: str | None, keep_text: bool) -> str:
     """The source TableInput (canonical JSON) with the target's own Parameters kept and, if `keep_text`,
     the target's description and column comments (for columns still present) kept."""
