@@ -225,8 +225,8 @@ def test_schema_drift_strategies(ws, strategy, orders_action, view_action, colum
     assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]] == columns_after
     if strategy in ("manual", "target_wins"):
         assert file_state(ws.table_file("orders")) == before
-    # merge keeps the Parameters only the target has; source_wins replaces them.
-    assert ("owner" in table["Parameters"]) == (strategy != "source_wins")
+    # Every strategy keeps the Parameters only the target has (source_wins writes the source's columns).
+    assert table["Parameters"]["owner"] == "bi-team"
 
 
 def test_strategy_by_kind_overrides_the_default(ws):
@@ -287,7 +287,8 @@ def test_edited_in_target_source_wins_overwrites(ws):
     edited_then_changed(ws)
     ws.sync(conflicts={"edited_in_target": "source_wins"})
     table = ws.table("orders")
-    assert table["Description"] != "Curated by the BI team" and "owner" not in table["Parameters"]
+    assert table["Description"] != "Curated by the BI team"  # the source's text wins
+    assert table["Parameters"]["owner"] == "bi-team"  # a Parameter added in the target is not text: it stays
 
 
 @pytest.mark.parametrize(("strategy", "action"), [("manual", "conflict"), ("target_wins", "skip")])
