@@ -13,7 +13,14 @@ import unicodedata
 from collections import Counter, defaultdict
 from typing import Any
 
-from metasync.transform.mapping import MAX_COMMENT, MAX_DESCRIPTION, MAX_NAME, SIMPLE_TYPES, SUFFIX_LEN
+from metasync.transform.mapping import (
+    MAX_COMMENT,
+    MAX_DESCRIPTION,
+    MAX_NAME,
+    SIMPLE_TYPES,
+    SUFFIX_LEN,
+    glue_type_problem,
+)
 from metasync.transform.rules import (
     COLUMN_TEMPLATE_FIELDS,
     TABLE_TEMPLATE_FIELDS,
@@ -33,13 +40,12 @@ from metasync.transform.rules import (
     glob_to_regex,
     parse_template,
 )
-from metasync.validate.glue_limits import NAME_PATTERN, TYPE_PATTERN
+from metasync.validate.glue_limits import NAME_PATTERN
 
 Row = dict[str, Any]
 Asset = dict[str, Any]  # an asset row with its column rows under "columns"
 
 _NAME = re.compile(NAME_PATTERN)
-_TYPE = re.compile(TYPE_PATTERN)
 
 
 # ------------------------------------------------------------------ default mapping
@@ -386,7 +392,7 @@ def violations(assets: list[Asset]) -> dict[tuple[str, str], list[str]]:
         for col in asset["columns"]:
             if not _NAME.match(col["glue_column"]) or len(col["glue_column"].encode()) > MAX_NAME:
                 problems.append("column_name")
-            if not _TYPE.match(col["glue_type"]):
+            if glue_type_problem(col["glue_type"]) is not None:
                 problems.append("column_type")
             if col["comment"] is not None and (len(col["comment"]) > MAX_COMMENT or "\n" in col["comment"]):
                 problems.append("column_comment")

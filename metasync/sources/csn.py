@@ -11,8 +11,8 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
-from itertools import repeat
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any, ClassVar
 

@@ -15,6 +15,7 @@ All of it is Polars expressions over whole frames. Naming rule (documented in th
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,6 +27,30 @@ MAX_NAME = 255
 MAX_COMMENT = 255
 MAX_DESCRIPTION = 2048
 MAX_PARAMETER_VALUE = 512_000
+MAX_GLUE_TYPE = 131_072
+# Glue (Hive) column types: lowercase scalars with their sizes, or nested types (checked for their alphabet).
+GLUE_TYPE_PATTERN = (
+    r"^(string|tinyint|smallint|int|bigint|float|double|boolean|date|timestamp|binary"
+    r"|varchar\((\d+)\)|char\((\d+)\)|decimal\((\d+),(\d+)\)|(array|map|struct)<[a-z0-9_<>:,()]+>)$"
+)
+_GLUE_TYPE = re.compile(GLUE_TYPE_PATTERN)
+
+
+def glue_type_problem(glue_type: str) -> str | None:
+    """Why `glue_type` is not a valid Glue column type, or None when it is (the one definition the rules'
+    load-time check and the Glue limit checks share)."""
+    m = _GLUE_TYPE.match(glue_type)
+    if m is None or len(glue_type.encode()) > MAX_GLUE_TYPE:
+        return "is not a Glue type (lowercase Hive types such as string, varchar(n), decimal(p,s), bigint)"
+    if m.group(2) is not None and not 1 <= int(m.group(2)) <= 65535:
+        return "varchar length must be between 1 and 65535"
+    if m.group(3) is not None and not 1 <= int(m.group(3)) <= 255:
+        return "char length must be between 1 and 255"
+    if m.group(4) is not None and not (1 <= int(m.group(4)) <= 38 and int(m.group(5)) <= int(m.group(4))):
+        return "decimal needs 1 <= precision <= 38 and scale <= precision"
+    return None
+
+
 SUFFIX_LEN = 8
 
 STRING_TYPES = (

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from metasync.errors import RuleError
 from metasync.models import ASSET_KINDS
-from metasync.transform.mapping import parameter_keys, table_keys
+from metasync.transform.mapping import glue_type_problem, parameter_keys, table_keys
 
 # Parameters are a struct with one text field per key (null: not set); its fields depend on the rules.
 PARAMETERS_DTYPE = pl.Struct({})
@@ -433,10 +433,6 @@ def parse_template(text: str, available: Iterable[str], at: _Where, key: str) ->
 
 
 # ------------------------------------------------------------------ Glue types
-_GLUE_TYPE = re.compile(
-    r"^(string|tinyint|smallint|int|integer|bigint|float|double|boolean|date|timestamp|binary"
-    r"|varchar\((\d+)\)|char\((\d+)\)|decimal\((\d+),\s*(\d+)\)|(array|map|struct)<.+>)$"
-)
 _SOURCE_FAMILIES: dict[str, str] = {
     **dict.fromkeys(
         (
@@ -513,20 +509,6 @@ _POSSIBLE_CASTS = {
 _TYPE_PLACEHOLDERS = ("length", "precision", "scale")
 
 
-def check_glue_type(glue_type: str) -> str | None:
-    """Why `glue_type` is not a valid Glue column type, or None when it is."""
-    m = _GLUE_TYPE.match(glue_type)
-    if m is None:
-        return "is not a Glue type (lowercase Hive types such as string, varchar(n), decimal(p,s), bigint)"
-    if m.group(2) is not None and not 1 <= int(m.group(2)) <= 65535:
-        return "varchar length must be between 1 and 65535"
-    if m.group(3) is not None and not 1 <= int(m.group(3)) <= 255:
-        return "char length must be between 1 and 255"
-    if m.group(4) is not None and not (1 <= int(m.group(4)) <= 38 and int(m.group(5)) <= int(m.group(4))):
-        return "decimal needs 1 <= precision <= 38 and scale <= precision"
-    return None
-
-
 def _type_bounds(rule: TypeRule) -> dict[str, tuple[int | None, int | None]]:
     return {
         "length": (rule.min_length, rule.max_length),
@@ -546,8 +528,12 @@ def _check_type_rule(rule: TypeRule, template: Template, at: _Where) -> None:
             else (high if high is not None else 10**6)
             for f, (low, high) in bounds.items()
         }
+        # A scale never exceeds its precision (CDS), so a bound on the precision bounds the scale too.
+        sample["scale"] = (
+            min(sample["scale"], sample["precision"]) if extreme == "largest" else sample["scale"]
+        )
         rendered = "".join(p if isinstance(p, str) else str(sample[p[0]]) for p in template.parts)
-        problem = check_glue_type(rendered)
+        problem = glue_type_problem(rendered)
         if problem is not None:
             unbounded = sorted(f for f in template.fields if bounds[f][1] is None)
             raise at.error(

@@ -12,6 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from metasync.errors import ConfigError, RuleError
 from metasync.transform.mapping import resolve_names
+from metasync.validate.glue_limits import find_violations
 from metasync.transform.rules import Rule, compile_rules, glob_to_regex, truncate_with_hash
 
 RULES = TypeAdapter(list[Rule])
@@ -248,12 +249,36 @@ def test_type_rule_precision_condition_and_scope(sales_frames):
         ({"source_type": "cds.Decimal", "glue_type": "decimal(40,2)"}, "precision <= 38"),
         ({"source_type": "cds.String", "glue_type": "VARCHAR(10)"}, "not a Glue type"),
         ({"source_type": "cds.String", "glue_type": "varchar({size})"}, "unknown placeholder"),
+        # The same grammar as the Glue limit checks: what they would quarantine fails here.
+        ({"source_type": "cds.Integer", "glue_type": "integer"}, "not a Glue type"),
+        ({"source_type": "cds.Decimal", "glue_type": "decimal(10, 2)"}, "not a Glue type"),
+        ({"source_type": "cds.Decimal", "glue_type": "decimal({precision},{scale})"}, "max_precision"),
     ],
 )
 def test_bad_type_rules_fail_at_load(rule, message):
     with pytest.raises(RuleError, match=r"rules\[0\] \(type\)") as err:
         compile_rules(RULES.validate_python([{"kind": "type", **rule}]))
     assert message in str(err.value)
+
+
+def test_a_decimal_template_needs_only_its_precision_bounded(sales_frames):
+    rule = {
+        "kind": "type",
+        "source_type": "cds.Decimal",
+        "glue_type": "decimal({precision},{scale})",
+        "max_precision": 38,
+    }
+    _, columns = run([rule], sales_frames)
+    assert col_of(columns, "V_Orders", "glue_type", "Amount") == "decimal(15,2)"
+
+
+def test_types_a_rule_cannot_check_are_quarantined_with_the_type_named(sales_frames):
+    rules = [{"kind": "value_map", "field": "glue_type", "map": {"int": "decimal(50,2)"}}]
+    assets, columns = run(rules, sales_frames)
+    violations = find_violations(assets, columns).filter(pl.col("check") == "column_type")
+    assert violations.height > 0
+    int_columns = columns.filter(pl.col("glue_type") == "decimal(50,2)")["column"]
+    assert sorted(violations["subject"]) == sorted(f"{c}: decimal(50,2)" for c in int_columns)
 
 
 # ------------------------------------------------------------------ business context
