@@ -28,6 +28,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from metasync.diff import current_tables, schema_edited_in_target
+from metasync.models import ASSET_KINDS
 from metasync.targets.base import TargetState
 from metasync.transform.mapping import _suffix as collision_suffixes
 from metasync.transform.mapping import table_keys
@@ -69,6 +70,9 @@ class ConflictStrategies(BaseModel):
 
     @model_validator(mode="after")
     def _allowed(self) -> ConflictStrategies:
+        unknown = sorted(set(self.by_kind) - set(ASSET_KINDS))
+        if unknown:
+            raise ValueError(f"conflicts.by_kind: unknown asset kind(s) {unknown}; known: {list(ASSET_KINDS)}")
         choices = [(f"conflicts.{t}", t, getattr(self, t)) for t in CONFLICT_TYPES] + [
             (f"conflicts.by_kind.{kind}.{t}", t, s)
             for kind, items in self.by_kind.items()

@@ -139,6 +139,12 @@ def test_ownership_cannot_be_overwritten_by_configuration(ws, where):
         metasync.plan(ws.config(conflicts=where))
 
 
+def test_by_kind_names_only_known_asset_kinds(ws):
+    ws.write(tenant())
+    with pytest.raises(ConfigError, match=r"conflicts.by_kind: unknown asset kind\(s\) \['analytic_models'\]"):
+        metasync.plan(ws.config(conflicts={"by_kind": {"analytic_models": {"schema_drift": "manual"}}}))
+
+
 def test_merge_is_not_a_naming_strategy(ws):
     ws.write(tenant())
     with pytest.raises(ConfigError, match=r"conflicts.naming: 'merge' is not allowed for naming conflicts"):
