@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import polars as pl
 
 from metasync.audit.writer import AuditLog, new_run_id
@@ -24,6 +25,7 @@ from metasync.sources.base import Source
 from metasync.targets.base import ProgressCallback, Target, TargetState, WriteRequest
 from metasync.targets.payload import database_input, finalize_table_input
 from metasync.transform.conflicts import (
+    CONFLICT_HINTS,
     conflict_events,
     detect_conflicts,
     keep_target_parameters,
@@ -473,6 +475,7 @@ def _diff_rows(
                 "table_input",
                 "version_id",
                 "current_definition",
+                "conflict_type",
                 none.alias("hint"),
             ),
             assets.join(quarantined, on=["space", "name"], how="inner").select(
@@ -487,6 +490,7 @@ def _diff_rows(
                 none.alias("table_input"),
                 none.alias("version_id"),
                 none.alias("current_definition"),
+                none.alias("conflict_type"),
                 "hint",
             ),
         ]
@@ -524,9 +528,10 @@ def _plan(cfg: Config, rows: pl.DataFrame, edges: pl.DataFrame, audit: AuditLog)
         .then(pl.col("hint"))
         .when(pl.col("action") == "conflict")
         .then(
-            pl.lit(
-                "Resolve the conflict (rename with a naming rule, or remove the other table), then sync again."
-            )
+            pl.col("conflict_type")
+            .str.split(",")
+            .list.first()
+            .replace_strict(CONFLICT_HINTS, default=pl.lit("Resolve the conflict, then sync again."))
         )
         .when(pl.col("action") == "skip")
         .then(pl.lit("Fix the upstream asset named in the reason; this one follows on the next run.")),
@@ -544,7 +549,9 @@ def _with_column_changes(plan: pl.DataFrame) -> pl.DataFrame:
         )
     ]
     frame = updates.select("space", "name").with_columns(
-        column_changes=pl.Series([str(c) if any(c.values()) else None for c in changes], dtype=pl.Utf8)
+        column_changes=pl.Series(
+            [orjson.dumps(c).decode() if any(c.values()) else None for c in changes], dtype=pl.Utf8
+        )
     )
     return plan.join(frame, on=["space", "name"], how="left", maintain_order="left")
 

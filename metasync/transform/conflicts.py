@@ -46,9 +46,14 @@ _ALLOWED: dict[str, tuple[str, ...]] = {
 _HINTS = {
     "naming": "Give one of the assets another name with a naming rule, or set conflicts.naming.",
     "ownership": "Rename the asset with a naming rule, or remove or adopt the foreign table yourself.",
-    "schema_drift": "Check the dropped or narrowed columns; set conflicts.schema_drift to source_wins to apply.",
+    "schema_drift": "Check the dropped or narrowed columns (details: removed, narrowed); set "
+    "conflicts.schema_drift to source_wins to apply them, or add the columns back in Datasphere.",
     "edited_in_target": "Copy the edited text into Datasphere, or set conflicts.edited_in_target to "
     "source_wins to overwrite it or merge to keep it.",
+}
+# The hint of an asset held for a conflict, by its (first) conflict type; `duplicate` is the reader's.
+CONFLICT_HINTS = _HINTS | {
+    "duplicate": "Keep one definition of the object in the source files, or make the copies identical.",
 }
 # When several conflicts hit one asset, the most cautious outcome applies.
 _OUTCOME_ORDER = ("hold", "skip", "merge", "write")
@@ -72,7 +77,9 @@ class ConflictStrategies(BaseModel):
     def _allowed(self) -> ConflictStrategies:
         unknown = sorted(set(self.by_kind) - set(ASSET_KINDS))
         if unknown:
-            raise ValueError(f"conflicts.by_kind: unknown asset kind(s) {unknown}; known: {list(ASSET_KINDS)}")
+            raise ValueError(
+                f"conflicts.by_kind: unknown asset kind(s) {unknown}; known: {list(ASSET_KINDS)}"
+            )
         choices = [(f"conflicts.{t}", t, getattr(self, t)) for t in CONFLICT_TYPES] + [
             (f"conflicts.by_kind.{kind}.{t}", t, s)
             for kind, items in self.by_kind.items()

@@ -235,6 +235,19 @@ def test_schema_drift_strategies(ws, strategy, orders_action, view_action, colum
     assert table["Parameters"]["owner"] == "bi-team"
 
 
+def test_a_held_asset_gets_the_hint_of_its_conflict_and_updates_list_changes_as_json(ws):
+    ws.write(tenant())
+    ws.sync()
+    ws.write(drifted())
+    held = ws.sync(conflicts={"schema_drift": "manual"})
+    row = held.plan.filter(pl.col("name") == "ORDERS").row(0, named=True)
+    assert row["action"] == "conflict" and row["conflict_type"] == "schema_drift"
+    assert row["hint"].startswith("Check the dropped or narrowed columns")
+    applied = ws.sync()
+    changes = applied.plan.filter(pl.col("name") == "ORDERS")["column_changes"].item()
+    assert json.loads(changes)["removed"] == ["note"]
+
+
 def test_strategy_by_kind_overrides_the_default(ws):
     ws.write(tenant())
     ws.sync()
