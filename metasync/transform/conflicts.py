@@ -317,6 +317,20 @@ def detect_conflicts(
     )
     managed = rows.filter(pl.col("_managed"))
     other_owner = (pl.col("_owner_space") != pl.col("space")) | (pl.col("_owner_name") != pl.col("name"))
+    collisions = _suffixed_collisions(desired).join(
+        desired.select("space", "name", "kind", *keys), on=["space", "name"]
+    )
+    # A table is taken over only from an asset that left it (gone from the source, or renamed by a rule). An
+    # owner that lost the name to a collision (it now gets the suffix) still wants it: the collision is held
+    # whatever the strategy, or the table would silently change what it describes.
+    lost = (
+        collisions.select(pl.concat_str("space", "name", "glue_database", "_plain", separator="\x1f"))
+        .to_series()
+        .implode()
+    )
+    owner_present = pl.concat_str(
+        "_owner_space", "_owner_name", "glue_database", "glue_table", separator="\x1f"
+    ).is_in(lost)
     found.append(
         managed.filter(other_owner.fill_null(True)).select(
             "space",
@@ -329,14 +343,24 @@ def detect_conflicts(
                 *keys,
                 "_owner_space",
                 "_owner_name",
-            ),
+            )
+            + pl.when(owner_present)
+            .then(pl.lit(", which lost the name to a collision and keeps it: held"))
+            .otherwise(pl.lit("")),
             details=pl.struct(
                 *keys, owner_space="_owner_space", owner_name="_owner_name"
             ).struct.json_encode(),
+            _held=owner_present.fill_null(False),
         )
     )
-    collisions = _suffixed_collisions(desired).join(
-        desired.select("space", "name", "kind", *keys), on=["space", "name"]
+    # The asset that owns the plain name in the target and lost it to the collision order is held too.
+    owned_before = current_tables(state).select(
+        "glue_database",
+        pl.col("glue_table").alias("_plain"),
+        pl.concat_str("_owner_space", "_owner_name", separator="\x1f").alias("_owner"),
+    )
+    collisions = collisions.join(owned_before, on=["glue_database", "_plain"], how="left").with_columns(
+        _held=(pl.col("_owner") == pl.concat_str("space", "name", separator="\x1f")).fill_null(False)
     )
     found.append(
         collisions.select(
@@ -354,10 +378,12 @@ def detect_conflicts(
                 "glue_database",
                 "_plain",
                 "glue_table",
-            ),
+            )
+            + pl.when("_held").then(pl.lit(" but owns that table now: held")).otherwise(pl.lit("")),
             details=pl.struct(
                 *keys, plain_name="_plain", other_space="_o_space", other_name="_o_name"
             ).struct.json_encode(),
+            _held="_held",
         )
     )
 
@@ -382,6 +408,8 @@ def detect_conflicts(
             .then(strategies.expr(conflict_type))
             .otherwise(strategy)
         )
+    if "_held" in conflicts.columns:
+        strategy = pl.when(pl.col("_held").fill_null(False)).then(pl.lit("manual")).otherwise(strategy)
     return conflicts.with_columns(strategy=strategy).select(list(CONFLICT_COLUMNS))
 
 

@@ -192,6 +192,22 @@ def test_naming_table_managed_for_another_asset(ws, strategy, action, owner):
     assert "managed by metasync for another asset (SALES.ORDERS)" in conflict_events(result)["message"][0]
 
 
+def test_a_table_is_not_taken_from_an_asset_that_lost_its_name_to_a_collision(ws):
+    ws.write(tenant())
+    rename = {"kind": "naming", "template": "orders", "where": {"name_glob": "ITEMS"}}
+    ws.sync(rules=[rename, {"kind": "scope", "exclude": {"name_glob": "ITEMS"}}])
+    before = file_state(ws.table_file("orders"))
+    # ITEMS now maps to `orders` too and comes first in code-point order: ORDERS would get the suffix and
+    # ITEMS its table. Both are held; the table keeps describing ORDERS.
+    result = ws.sync(rules=[rename])
+    assert actions(result)["ITEMS"] == "conflict" and actions(result)["ORDERS"] == "conflict"
+    assert file_state(ws.table_file("orders")) == before
+    assert not list(ws.table_file("orders").parent.glob("orders_*.json"))  # no second table for ORDERS
+    messages = conflict_events(result)["message"].to_list()
+    assert any("lost the name to a collision and keeps it: held" in m for m in messages)
+    assert any("but owns that table now: held" in m for m in messages)
+
+
 # ------------------------------------------------------------------ schema drift
 def drifted() -> dict[str, Any]:
     return tenant(orders(NOTE=None, AMOUNT=element("cds.Decimal", precision=10, scale=2)))
