@@ -126,18 +126,18 @@ CONFLICT_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
 _COLUMNS_DTYPE = pl.List(pl.Struct({"Name": pl.Utf8, "Comment": pl.Utf8}))
 
 
-def _text_of(table_json: pl.Expr) -> pl.Expr:
-    """The description and column comments of a TableInput (JSON text) as one string."""
+def _text_of(table_json: pl.Expr, *, commented_only: bool = True) -> pl.Expr:
+    """The description and column comments of a TableInput (JSON text) as one string: the text `_texts`
+    fingerprints. Columns without a comment are left out, so a column added in the target is not an edit of
+    text; `commented_only=False` gives the earlier form, which listed every column (fingerprints stored by
+    earlier versions are checked against both)."""
     description = table_json.str.json_path_match("$.Description").fill_null("")
+    comment = pl.element().struct.field("Comment").fill_null("")
+    entry = pl.concat_str([pl.element().struct.field("Name"), comment], separator="=")
     comments = (
         table_json.str.json_path_match("$.StorageDescriptor.Columns")
         .str.json_decode(_COLUMNS_DTYPE)
-        .list.eval(
-            pl.concat_str(
-                [pl.element().struct.field("Name"), pl.element().struct.field("Comment").fill_null("")],
-                separator="=",
-            )
-        )
+        .list.eval(entry.filter(comment != "") if commented_only else entry)
         .list.join("\x1e")
         .fill_null("")
     )
@@ -160,10 +160,11 @@ def _texts(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.Series:
     # millions of columns by their string keys first costs far more.
     comments = (
         columns.lazy()
+        .filter(pl.col("comment").fill_null("") != "")
         .select(
             *keys,
             "ordinal",
-            _comment=pl.concat_str([pl.col("glue_column"), pl.col("comment").fill_null("")], separator="="),
+            _comment=pl.concat_str([pl.col("glue_column"), pl.col("comment")], separator="="),
         )
         .group_by(keys, maintain_order=True)
         .agg(_comments=pl.col("_comment").sort_by("ordinal").str.join("\x1e"))
@@ -446,10 +447,14 @@ def _drift_conflicts(changed: pl.DataFrame) -> pl.DataFrame:
 def _edited_conflicts(changed: pl.DataFrame) -> pl.DataFrame:
     keys = ["glue_database", "glue_table"]
     stored = pl.col("current_definition").str.json_path_match(f"$.Parameters['{TEXT_HASH_KEY}']")
+    current = pl.col("current_definition")
     changed = changed.with_columns(
-        _target_text=text_digests(changed.select(_text_of(pl.col("current_definition"))).to_series())
+        _target_text=text_digests(changed.select(_text_of(current)).to_series()),
+        _target_text_before=text_digests(changed.select(_text_of(current, commented_only=False)).to_series()),
     )
-    edited = changed.filter(stored.is_not_null() & (stored != pl.col("_target_text")))
+    edited = changed.filter(
+        stored.is_not_null() & (stored != pl.col("_target_text")) & (stored != pl.col("_target_text_before"))
+    )
     if edited.is_empty():
         return pl.DataFrame()
     target_description = pl.col("current_definition").str.json_path_match("$.Description")

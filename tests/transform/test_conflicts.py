@@ -12,7 +12,7 @@ import pytest
 
 import metasync
 from metasync.errors import ConfigError
-from metasync.transform.conflicts import TEXT_HASH_KEY, compatible_type_change
+from metasync.transform.conflicts import TEXT_HASH_KEY, _text_of, compatible_type_change, text_digests
 
 
 def element(type_: str = "cds.String", **facets: Any) -> dict[str, Any]:
@@ -141,7 +141,9 @@ def test_ownership_cannot_be_overwritten_by_configuration(ws, where):
 
 def test_by_kind_names_only_known_asset_kinds(ws):
     ws.write(tenant())
-    with pytest.raises(ConfigError, match=r"conflicts.by_kind: unknown asset kind\(s\) \['analytic_models'\]"):
+    with pytest.raises(
+        ConfigError, match=r"conflicts.by_kind: unknown asset kind\(s\) \['analytic_models'\]"
+    ):
         metasync.plan(ws.config(conflicts={"by_kind": {"analytic_models": {"schema_drift": "manual"}}}))
 
 
@@ -283,6 +285,42 @@ def test_widening_is_not_drift(ws):
 
 
 # ------------------------------------------------------------------ edited in target
+def test_a_column_added_in_the_target_is_drift_not_edited_text(ws):
+    ws.write(tenant())
+    ws.sync()
+    table = ws.table("orders")
+    extra = {"Name": "extra", "Type": "string"}
+    ws.edit(
+        "orders",
+        StorageDescriptor={
+            **table["StorageDescriptor"],
+            "Columns": [*table["StorageDescriptor"]["Columns"], extra],
+        },
+    )
+    result = ws.sync(conflicts={"edited_in_target": "manual"})
+    assert actions(result)["ORDERS"] == "update"  # schema_drift: source_wins removes the column again
+    messages = conflict_events(result)["message"].to_list()
+    assert any("schema_drift" in m for m in messages)
+    assert not any("were edited in the target" in m for m in messages)
+    assert [c["Name"] for c in ws.table("orders")["StorageDescriptor"]["Columns"]] == [
+        c["Name"] for c in table["StorageDescriptor"]["Columns"]
+    ]
+
+
+def test_a_text_fingerprint_stored_in_the_earlier_form_is_not_an_edit(ws):
+    ws.write(tenant(orders(NOTE=element(length=5, **{"@EndUserText.label": None}))))
+    ws.sync()
+    table = ws.table("orders")
+    earlier = text_digests(
+        pl.select(_text_of(pl.lit(orjson.dumps(table).decode()), commented_only=False)).to_series()
+    ).item()
+    ws.edit("orders", Parameters={**table["Parameters"], TEXT_HASH_KEY: earlier})
+    ws.write(tenant(orders(STATUS=element(length=2))))  # a source change: the text checks run
+    result = ws.sync(conflicts={"edited_in_target": "manual"})
+    assert actions(result)["ORDERS"] == "update"
+    assert conflict_events(result).is_empty()
+
+
 def edited_then_changed(ws: Workspace) -> tuple[bytes, int]:
     ws.write(tenant())
     ws.sync()
@@ -337,8 +375,9 @@ def test_edited_in_target_manual_and_target_wins_leave_the_file(ws, strategy, ac
 def test_text_hash_is_written_and_an_untouched_table_is_no_conflict(ws):
     ws.write(tenant())
     ws.sync()
-    hashes = {ws.table(t)["Parameters"][TEXT_HASH_KEY] for t in ("orders", "items", "v_orders")}
-    assert len(hashes) == 3
+    hashes = [ws.table(t)["Parameters"][TEXT_HASH_KEY] for t in ("orders", "items", "v_orders")]
+    # ITEMS and V_ORDERS carry no description and no comment: the same (empty) text, the same fingerprint.
+    assert hashes[0] != hashes[1] and hashes[1] == hashes[2]
     ws.write(tenant(orders(STATUS=element(length=2))))
     result = ws.sync(conflicts={"edited_in_target": "manual"})
     assert actions(result)["ORDERS"] == "update" and conflict_events(result).is_empty()
