@@ -552,9 +552,10 @@ def keep_target_parameters(rows: pl.DataFrame) -> pl.DataFrame:
     source_keys = pl.col("table_input").str.json_path_match("$.Parameters").str.extract_all(_PAIR_KEY)
     own = target_keys.list.eval(pl.element().filter(~pl.element().str.starts_with("metasync:")))
     extra = own.list.set_difference(source_keys).list.len() > 0
-    found = rows.with_row_index("_row").filter(
-        (pl.col("action") == "update") & pl.col("current_definition").is_not_null() & extra.fill_null(False)
-    )
+    # Filtered in two steps: the key lists are built only for updates, not for every table created.
+    updates = rows.select("action", "table_input", "current_definition").with_row_index("_row")
+    updates = updates.filter((pl.col("action") == "update") & pl.col("current_definition").is_not_null())
+    found = updates.filter(extra.fill_null(False))
     if found.is_empty():
         return rows
     merged = [
