@@ -41,6 +41,7 @@ from metasync.transform.mapping import (
     map_columns,
     refresh_parameters,
     resolve_names,
+    safe_name_expr,
     table_inputs,
     with_asset_key,
 )
@@ -369,6 +370,7 @@ def _run(
             )
         )
     assets, columns = map_frames(cfg, frames, rules)
+    audit.extend(naming_events(assets, columns))
     desired, quarantined = _desired_tables(assets, columns)
 
     target = make_target(cfg)
@@ -428,6 +430,58 @@ def _run(
         column_lineage=frames.column_lineage,
         audit_dir=audit_dir,
     )
+
+
+_INVENTED = r"^x(_[0-9a-f]{8})?$"  # what the naming rule makes of a name with no letter or digit a-z, 0-9
+
+
+def naming_events(assets: pl.DataFrame, columns: pl.DataFrame) -> list[Event]:
+    """Warnings for Glue names that tell little of their source: names with no letter or digit a-z/0-9 left
+    (Chinese, Cyrillic, symbols: they become `x` plus a hash), and spaces moved to a suffixed database because
+    another space took the database name."""
+    events: list[Event] = []
+
+    def invented(frame: pl.DataFrame, glue: str, source: str) -> pl.DataFrame:
+        candidates = frame.filter(pl.col(glue).str.starts_with("x") & pl.col(glue).str.contains(_INVENTED))
+        return candidates.filter(safe_name_expr(pl.col(source)) == "x")
+
+    tables = invented(assets, "glue_table", "name")
+    cols = invented(columns, "glue_column", "column")
+    if tables.height or cols.height:
+        examples = [
+            f"{s}.{n} -> {t}" for s, n, t in tables.select("space", "name", "glue_table").head(3).rows()
+        ]
+        examples += [
+            f"{s}.{n}.{c} -> {g}"
+            for s, n, c, g in cols.select("space", "name", "column", "glue_column").head(3).rows()
+        ]
+        events.append(
+            Event(
+                "names_invented",
+                "warning",
+                f"{tables.height} table and {cols.height} column name(s) keep no letter or digit of their source "
+                f"name, since Glue names allow only a-z, 0-9 and _ (e.g. {'; '.join(examples)}).",
+                details={"tables": tables.height, "columns": cols.height, "examples": examples},
+                hint="Give them readable names with a naming rule (a template or a replace).",
+            )
+        )
+    databases = assets.select("space", "glue_database").unique().sort("space")
+    plain = databases["glue_database"].str.replace(r"_[0-9a-f]{8}$", "")
+    moved = databases.filter(
+        (plain != databases["glue_database"]) & plain.is_in(databases["glue_database"].implode())
+    )
+    for space, database in moved.rows():
+        events.append(
+            Event(
+                "database_renamed",
+                "warning",
+                f"space {space} maps to the same database as another space; its tables go to {database}.",
+                space=space,
+                details={"database": database},
+                hint="Give each space its own database name with a naming rule on target: database.",
+            )
+        )
+    return events
 
 
 def _desired_tables(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

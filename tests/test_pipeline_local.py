@@ -344,6 +344,21 @@ def test_an_update_keeps_parameters_added_in_the_target(tmp_path: Path) -> None:
     assert set(again.plan["action"]) == {"unchanged"}
 
 
+def test_names_that_lose_their_meaning_are_reported(tmp_path: Path) -> None:
+    write_csn(tmp_path / "src" / "A" / "t.json", {"名前": entity("Имя", "ID")})
+    write_csn(tmp_path / "src" / "B" / "t.json", {"ORDERS": entity("ID")})
+    rules = [{"kind": "naming", "target": "database", "template": "lake"}]
+    result = metasync.plan(config(tmp_path, tmp_path / "src", rules=rules))
+    events = {e["event"]: e for e in result.events.iter_rows(named=True)}
+    invented = events["names_invented"]
+    assert invented["severity"] == "warning" and "1 table and 1 column name(s)" in invented["message"]
+    assert "A.名前 -> x" in invented["message"] and "A.名前.Имя -> x" in invented["message"]
+    moved = events["database_renamed"]
+    assert moved["space"] == "B" and "lake_" in moved["message"]
+    databases = dict(result.assets.select("space", "glue_database").unique().iter_rows())
+    assert databases["A"] == "lake" and databases["B"].startswith("lake_")
+
+
 def test_fields_rewritten_by_rules_reach_their_parameters(tmp_path: Path) -> None:
     fact = entity("A", "AMOUNT")
     fact["elements"]["AMOUNT"] = {"type": "cds.Decimal", "precision": 15, "scale": 2}
