@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+# The collector's switch is one per process, so runs in several threads share it: it is off while any of them
+# holds a pause (and no resume), and it comes back as it was before the first pause once the last one ends.
+_lock = threading.Lock()
+_pauses = 0
+_resumes = 0
+_enabled_before = True
+
+
+def _apply() -> None:
+    if _pauses and not _resumes:
+        gc.disable()
+    elif _enabled_before or _resumes:
+        gc.enable()
 
 
 @contextmanager
@@ -13,23 +28,35 @@ def gc_paused() -> Iterator[None]:
 
     Reading and planning allocate millions of small objects that all stay alive until the stage ends; the
     collector would scan them again and again for nothing. Reference counting still frees everything else.
+    Safe to nest and to use from several threads at once.
     """
-    enabled = gc.isenabled()
-    gc.disable()
+    global _pauses, _enabled_before
+    with _lock:
+        if _pauses == 0:
+            _enabled_before = gc.isenabled()
+        _pauses += 1
+        _apply()
     try:
         yield
     finally:
-        if enabled:
-            gc.enable()
+        with _lock:
+            _pauses -= 1
+            if _pauses == 0 and not _resumes and not _enabled_before:
+                gc.disable()
+            else:
+                _apply()
 
 
 @contextmanager
 def gc_resumed() -> Iterator[None]:
     """Let the collector run again inside a `gc_paused` block (for long stages such as writing to Glue)."""
-    enabled = gc.isenabled()
-    gc.enable()
+    global _resumes
+    with _lock:
+        _resumes += 1
+        gc.enable()
     try:
         yield
     finally:
-        if not enabled:
-            gc.disable()
+        with _lock:
+            _resumes -= 1
+            _apply()
