@@ -297,6 +297,24 @@ def test_a_file_where_the_catalog_needs_a_folder_stops_before_writing(tmp_path: 
     assert sorted(p.name for p in (tmp_path / "catalog").rglob("*")) == ["s", "tables"]
 
 
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"Name": "t", "Parameters": [1]}', "Parameters is not an object of texts"),
+        ('{"Name": "t", "StorageDescriptor": {"Columns": "x"}}', "StorageDescriptor.Columns is not a list"),
+        ('{"Name": 5}', "Name is not a text"),
+    ],
+)
+def test_a_catalog_file_of_the_wrong_shape_is_named(tmp_path: Path, text: str, problem: str) -> None:
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A")})
+    metasync.sync(config(tmp_path, tmp_path / "src"))
+    bad = tmp_path / "catalog" / "s" / "tables" / "t.json"
+    bad.write_text(text)
+    with pytest.raises(TargetError, match=rf"{bad} is not a Glue table or database definition: {problem}"):
+        metasync.sync(config(tmp_path, tmp_path / "src"))
+    assert bad.read_text() == text
+
+
 def test_an_empty_source_is_a_warning(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     result = metasync.sync(config(tmp_path, tmp_path / "src"))

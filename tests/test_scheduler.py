@@ -55,6 +55,27 @@ def test_each_run_reads_the_configuration_again(tmp_path: Path) -> None:
     assert last_exit_code(records) == 0
 
 
+def test_an_internal_error_ends_its_run_and_the_schedule_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import metasync.pipeline
+
+    config = project(tmp_path)
+    real = metasync.pipeline.plan_batches
+    calls = {"n": 0}
+
+    def flaky(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("planner broke")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(metasync.pipeline, "plan_batches", flaky)
+    records = run_every(config, every=0, max_runs=2)
+    assert [r.exit_code for r in records] == [3, 0]
+    assert records[0].error == "internal error: RuntimeError: planner broke"
+
+
 def test_a_set_stop_event_ends_the_schedule(tmp_path: Path) -> None:
     import threading
 

@@ -73,6 +73,12 @@ def run_every(
         except MetasyncError as exc:
             log.error("scheduled run %d failed: %s", number, exc)
             record = RunRecord(number, started, int(exc.exit_code), "failed", error=str(exc))
+        except Exception as exc:  # a defect ends this run, not the schedule (its audit says what happened)
+            log.error(
+                "scheduled run %d failed with an internal error: %s: %s", number, type(exc).__name__, exc
+            )
+            error = f"internal error: {type(exc).__name__}: {exc}"
+            record = RunRecord(number, started, int(ExitCode.UNREACHABLE), "failed", error=error)
         records.append(record)
         if on_run is not None:
             on_run(record)

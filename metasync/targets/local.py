@@ -46,6 +46,27 @@ def _dumps(document: dict[str, Any]) -> bytes:
     return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
 
 
+def _shape_problem(data: dict[str, Any]) -> str | None:
+    """What makes a catalog file's JSON unusable as a table or database definition (None when usable)."""
+    parameters = data.get("Parameters")
+    if parameters is not None and not (
+        isinstance(parameters, dict) and all(isinstance(v, str) for v in parameters.values())
+    ):
+        return "Parameters is not an object of texts"
+    for key in ("Name", "Description"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            return f"{key} is not a text"
+    descriptor = data.get("StorageDescriptor")
+    if descriptor is None:
+        return None
+    if not isinstance(descriptor, dict):
+        return "StorageDescriptor is not an object"
+    columns = descriptor.get("Columns")
+    if columns is not None and not (isinstance(columns, list) and all(isinstance(c, dict) for c in columns)):
+        return "StorageDescriptor.Columns is not a list of objects"
+    return None
+
+
 class LocalTarget:
     """A Glue-shaped catalog in a folder."""
 
@@ -87,6 +108,12 @@ class LocalTarget:
             raise TargetError(f"local catalog file {path} cannot be read: {exc.strerror}.") from exc
         if not isinstance(data, dict):
             raise TargetError(f"local catalog file {path} does not hold a JSON object.")
+        problem = _shape_problem(data)
+        if problem is not None:
+            raise TargetError(
+                f"local catalog file {path} is not a Glue table or database definition: {problem}.",
+                hint="Repair or remove the file; metasync never overwrites a file it cannot read.",
+            )
         return data
 
     # ------------------------------------------------------------------ state
