@@ -86,6 +86,8 @@ def _guard(debug: bool, action: Callable[[], T]) -> T:
         if debug:
             err.print_exception()
         err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        if exc.audit_dir is not None:
+            err.print(f"audit: {exc.audit_dir}", highlight=False, soft_wrap=True)
         raise typer.Exit(int(exc.exit_code)) from None
     except Exception as exc:  # an unexpected failure still ends with one sentence unless --debug
         if debug:

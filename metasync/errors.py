@@ -7,6 +7,7 @@ Each exception maps to one CLI exit code.
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 
 
 class ExitCode(int, Enum):
@@ -25,6 +26,7 @@ class MetasyncError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.audit_dir: Path | None = None  # the failed run's audit folder, once it is written
 
     def __str__(self) -> str:
         return f"{self.message} {self.hint}" if self.hint else self.message

@@ -326,9 +326,11 @@ def run(
     try:
         with gc_paused():  # resumed for the write stage, see `_write`
             return _run(cfg, audit, run_id, started, dry_run, delete_stale, progress, reached)
-    except Exception as exc:  # the audit of a failed run is written too, whatever ended it
+    except BaseException as exc:  # the audit of a failed run is written too, whatever ended it (Ctrl-C too)
         if isinstance(exc, MetasyncError):
             message, hint = exc.message, exc.hint
+        elif isinstance(exc, KeyboardInterrupt):
+            message, hint = "the run was interrupted.", "Run it again; what was written before is kept."
         else:
             message, hint = (
                 f"internal error: {type(exc).__name__}: {exc}",
@@ -338,7 +340,9 @@ def run(
         calls = reached[0].calls.as_dict() if reached else {}
         empty_plan = pl.DataFrame(schema={c: pl.Utf8 for c in PLAN_COLUMNS})
         summary = _summary(run_id, "failed", dry_run, started, empty_plan, calls, {})
-        audit.write(cfg.audit.dir, summary, None)
+        written = audit.write(cfg.audit.dir, summary, empty_plan)
+        if isinstance(exc, MetasyncError):
+            exc.audit_dir = written
         raise
 
 

@@ -55,6 +55,8 @@ def test_invalid_json_exits_3_naming_file_line_and_column(tmp_path: Path) -> Non
     result = metasync("sync", "-c", str(config))
     assert result.returncode == 3
     assert "bad.json is not valid JSON" in result.stderr and "line 2, column" in result.stderr
+    (run,) = (tmp_path / "metasync-audit").iterdir()
+    assert f"audit: {run}" in result.stderr  # where the failed run's audit is
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "catalog").exists()
     assert len(list((tmp_path / "metasync-audit").iterdir())) == 1

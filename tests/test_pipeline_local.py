@@ -325,21 +325,36 @@ def test_an_empty_source_is_a_warning(tmp_path: Path) -> None:
     assert finished.endswith("no assets")
 
 
-def test_a_run_ended_by_an_unexpected_error_still_writes_its_audit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (RuntimeError("planner broke"), "internal error: RuntimeError: planner broke"),
+        (KeyboardInterrupt(), "the run was interrupted."),
+    ],
+)
+def test_a_run_ended_by_an_unexpected_error_or_ctrl_c_still_writes_its_whole_audit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException, message: str
 ) -> None:
     write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A")})
 
     def broken(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("planner broke")
+        raise error
 
     monkeypatch.setattr("metasync.pipeline.plan_batches", broken)
-    with pytest.raises(RuntimeError, match="planner broke"):
+    with pytest.raises(type(error)):
         metasync.sync(config(tmp_path, tmp_path / "src"))
     (run,) = (tmp_path / "audit").iterdir()
+    assert sorted(p.name for p in run.iterdir()) == [
+        "events.csv",
+        "events.json",
+        "events.parquet",
+        "plan.csv",
+        "plan.parquet",
+        "summary.json",
+    ]
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
     failed = pl.read_parquet(run / "events.parquet").filter(pl.col("event") == "run_failed")
-    assert failed["message"].item() == "internal error: RuntimeError: planner broke"
+    assert failed["message"].item() == message
     assert not (tmp_path / "catalog").exists()
 
 
