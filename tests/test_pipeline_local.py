@@ -377,6 +377,20 @@ def test_an_update_keeps_parameters_added_in_the_target(tmp_path: Path) -> None:
     assert set(again.plan["action"]) == {"unchanged"}
 
 
+def test_a_cut_table_description_keeps_its_full_text_in_parameters(tmp_path: Path) -> None:
+    long_text = "Revenue by region. " * 200  # 3,800 characters
+    write_csn(
+        tmp_path / "src" / "S" / "t.json",
+        {"T": entity("A", **{"@EndUserText.quickInfo": long_text}), "U": entity("B")},
+    )
+    metasync.sync(config(tmp_path, tmp_path / "src"))
+    table = json.loads((tmp_path / "catalog" / "s" / "tables" / "t.json").read_text())
+    assert len(table["Description"]) == 2048 and table["Description"].endswith("...")
+    assert long_text.strip() in table["Parameters"]["metasync:description"]
+    short = json.loads((tmp_path / "catalog" / "s" / "tables" / "u.json").read_text())
+    assert "metasync:description" not in short["Parameters"]
+
+
 def test_names_that_lose_their_meaning_are_reported(tmp_path: Path) -> None:
     write_csn(tmp_path / "src" / "A" / "t.json", {"名前": entity("Имя", "ID")})
     write_csn(tmp_path / "src" / "B" / "t.json", {"ORDERS": entity("ID")})

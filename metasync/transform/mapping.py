@@ -497,12 +497,16 @@ def resolve_names(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataF
 
 
 def finish_text(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Bring comments and descriptions within Glue's limits; the full text stays in Parameters."""
-    assets = (
-        assets.lazy()
-        .with_columns(glue_description=cut(pl.col("glue_description"), MAX_DESCRIPTION))
-        .collect()
-    )
+    """Bring comments and descriptions within Glue's limits; the full text stays in Parameters (a column's in
+    its metasync:business_name and metasync:description, a cut table description in metasync:description)."""
+    description = pl.col("glue_description")
+    long = description.str.len_chars() > MAX_DESCRIPTION
+    if "parameters" in assets.columns and assets.select(long.any()).item():
+        full = cut(description, MAX_PARAMETER_VALUE)
+        assets = assets.with_columns(
+            pl.col("parameters").struct.with_fields(pl.when(long).then(full).alias("metasync:description"))
+        )
+    assets = assets.lazy().with_columns(glue_description=cut(description, MAX_DESCRIPTION)).collect()
     return assets, one_line_where_needed(columns, "comment", MAX_COMMENT)
 
 
