@@ -389,6 +389,10 @@ def load_config(
             origin, folder = config.origin, Path(base_dir or Path.cwd())
     elif isinstance(config, dict):
         raw, origin, folder = config, "<config dict>", Path(base_dir or Path.cwd())
+    elif not isinstance(config, (str, os.PathLike)):
+        raise ConfigError(
+            f"a configuration is a YAML file's path, a dict or a Config, not {type(config).__name__}."
+        )
     else:
         path = Path(config)
         raw, origin, folder = _read_yaml(path), str(path), path.resolve().parent

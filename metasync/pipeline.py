@@ -41,7 +41,6 @@ from metasync.transform.mapping import (
     map_columns,
     refresh_parameters,
     resolve_names,
-    safe_name_expr,
     table_inputs,
     with_asset_key,
 )
@@ -447,7 +446,8 @@ def naming_events(assets: pl.DataFrame, columns: pl.DataFrame) -> list[Event]:
 
     def invented(frame: pl.DataFrame, glue: str, source: str) -> pl.DataFrame:
         candidates = frame.filter(pl.col(glue).str.starts_with("x") & pl.col(glue).str.contains(_INVENTED))
-        return candidates.filter(safe_name_expr(pl.col(source)) == "x")
+        kept = pl.col(source).str.normalize("NFKD").str.replace_all(r"\p{Mn}", "").str.contains("[A-Za-z0-9]")
+        return candidates.filter(~kept)
 
     tables = invented(assets, "glue_table", "name")
     cols = invented(columns, "glue_column", "column")

@@ -78,6 +78,13 @@ def test_yaml_reads_on_as_a_key_and_yes_still_as_true(tmp_path: Path) -> None:
     assert cfg.rules[0].on == "assets"
 
 
+def test_a_config_of_another_type_is_a_config_error() -> None:
+    with pytest.raises(
+        ConfigError, match="a configuration is a YAML file's path, a dict or a Config, not int"
+    ):
+        load_config(42)  # type: ignore[arg-type]
+
+
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "absent.yaml")

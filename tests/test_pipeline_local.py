@@ -393,7 +393,7 @@ def test_a_cut_table_description_keeps_its_full_text_in_parameters(tmp_path: Pat
 
 def test_names_that_lose_their_meaning_are_reported(tmp_path: Path) -> None:
     write_csn(tmp_path / "src" / "A" / "t.json", {"名前": entity("Имя", "ID")})
-    write_csn(tmp_path / "src" / "B" / "t.json", {"ORDERS": entity("ID")})
+    write_csn(tmp_path / "src" / "B" / "t.json", {"ORDERS": entity("ID"), "X": entity("x")})  # x is a name
     rules = [{"kind": "naming", "target": "database", "template": "lake"}]
     result = metasync.plan(config(tmp_path, tmp_path / "src", rules=rules))
     events = {e["event"]: e for e in result.events.iter_rows(named=True)}

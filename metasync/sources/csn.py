@@ -517,7 +517,9 @@ def _walk(docs: list[_Doc]) -> PartFrames:
         full_name: str | None = None
         try:
             for full_name, definition in doc.definitions.items():
-                if not isinstance(definition, dict) or definition.get("kind") != "entity":
+                if not isinstance(definition, dict):
+                    raise InvalidDefinition(doc.document, full_name, "it is not an object")
+                if definition.get("kind") != "entity":
                     continue
                 space, name = doc.resolve(full_name)
                 asset = (space, name)

@@ -326,6 +326,7 @@ def test_invalid_json_names_file_line_and_column(tmp_path: Path) -> None:
 
 
 MALFORMED = [
+    ({"T": "a text"}, "'T'", "it is not an object"),
     ({"T": {"kind": "entity", "elements": [{"ID": {"type": "cds.Integer"}}]}}, "'T'", "elements are not"),
     ({"T": {"kind": "entity", "elements": "ID"}}, "'T'", "elements are not an object"),
     ({"T": {"kind": "entity", "elements": None}}, "'T'", "elements are not an object"),
