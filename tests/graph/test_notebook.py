@@ -25,4 +25,7 @@ def test_lineage_notebook_executes(corpus_path: Path, monkeypatch: pytest.Monkey
     assert not [o for o in outputs if o.output_type == "error"]
     text = "\n".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "flowchart LR" in text
+    # The data flow is drawn (matplotlib is a test dependency), and external objects are not counted as assets.
+    assert any("image/png" in o.get("data", {}) for o in outputs if o.output_type == "display_data")
+    assert "referenced but not exported" in text
     assert "SAP_SD_IL_C_SALESDOCUMENTITEMDEX_1_Delta -> " in text
