@@ -1215,5 +1215,20 @@ class CsnSource:
                     )
         for document in documents:
             folder = Path(document.origin).parent
+            if folder not in bundles and folder / "_i18n" not in bundles:
+                bundles.update(self._bundle_beside(folder))  # a single file read: its bundle is not listed
             document.i18n = bundles.get(folder) or bundles.get(folder / "_i18n")
         return LoadedFiles(documents, events, incomplete)
+
+    def _bundle_beside(self, folder: Path) -> dict[Path, dict[str, Any]]:
+        """The i18n bundle next to CSN files in `folder` (`i18n.json` there or in `_i18n/`) when it was not
+        among the files read, keyed by its folder; an unreadable or foreign file is no bundle."""
+        for candidate in (folder / "i18n.json", folder / "_i18n" / "i18n.json"):
+            if candidate.is_file():
+                try:
+                    payload = orjson.loads(candidate.read_bytes())
+                except (OSError, orjson.JSONDecodeError):
+                    continue
+                if _is_i18n_bundle(payload):
+                    return {candidate.parent: payload}
+        return {folder: {}}

@@ -247,6 +247,14 @@ def test_i18n_bundle_beside_the_file_resolves_labels(tmp_path: Path) -> None:
     assert labels == {"A": "Bestand", "B": "{i18n>Missing}"}
     assert [e.event for e in frames.events] == ["i18n_bundle"]
 
+    # The same file read on its own (source.path is the file) still finds the bundle beside it, in either place.
+    one = CsnSource(CsnSourceConfig(path=tmp_path / "S" / "model.json", space="S", language="de")).read()
+    assert one.assets["business_name"].item() == "Bücher"
+    (tmp_path / "S" / "_i18n").mkdir()
+    (tmp_path / "S" / "i18n.json").rename(tmp_path / "S" / "_i18n" / "i18n.json")
+    one = CsnSource(CsnSourceConfig(path=tmp_path / "S" / "model.json", space="S", language="de")).read()
+    assert dict(one.columns.select("column", "business_name").iter_rows())["A"] == "Bestand"
+
 
 def test_typeless_model_elements_take_the_type_of_their_source_or_fall_back() -> None:
     fact = {
