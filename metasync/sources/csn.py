@@ -286,6 +286,17 @@ def _content_hash(definition: dict[str, Any], business_layer: Any, *, canonical:
     return hashlib.sha256(payload).hexdigest()
 
 
+def _remote_entity(entity: str | None, connection: str) -> str | None:
+    """The remote object a remote table reads, readable: Datasphere may write it as parts separated by DEL
+    (`<NULL>` for an empty part, the connection's own id first); those become one dotted name."""
+    if entity is None or "\x7f" not in entity:
+        return entity
+    parts = [p for p in entity.split("\x7f") if p and p != "<NULL>"]
+    if len(parts) > 1 and parts[0] == connection:
+        parts = parts[1:]
+    return ".".join(parts) or None
+
+
 def _asset_kind(definition: dict[str, Any], pattern: str | None, in_business_layer: bool) -> str:
     if in_business_layer or pattern == "ANALYTICAL_CUBE":
         return "analytic_model"
@@ -299,6 +310,11 @@ def _asset_kind(definition: dict[str, Any], pattern: str | None, in_business_lay
         return "hierarchy"
     if pattern == "ANALYTICAL_FACT":
         return "fact"
+    if _text(definition.get("@Analytics.dbViewType")) == "TABLE_FUNCTION":
+        return "view"  # an SQL script view: no query in the CSN, still a view
+    delta = definition.get("@DataWarehouse.delta")
+    if isinstance(delta, dict) and _text(delta.get("type")) == "ACTIVE":
+        return "table"  # a delta-capture table's active records: its query is generated
     if "query" in definition or "projection" in definition or "SET" in definition:
         return "view"
     return "table"
@@ -535,7 +551,10 @@ def _walk(docs: list[_Doc]) -> PartFrames:
                 remote = None
                 if kind == "remote_table":
                     connection = _text(definition.get("@DataWarehouse.remote.connection")) or "remote"
-                    entity = _text(definition.get("@DataWarehouse.remote.entity")) or name
+                    entity = (
+                        _remote_entity(_text(definition.get("@DataWarehouse.remote.entity")), connection)
+                        or name
+                    )
                     remote = f"{connection}.{entity}"
                     add_edge((connection, entity), asset, "from", None)
                 asset_row = len(assets["space"])

@@ -96,6 +96,10 @@ def test_asset_kinds_from_structure_and_modeling_pattern() -> None:
         H=entity(**pattern("ANALYTICAL_PARENT_CHILD_HIERARCHY")),
         M=entity(**query, **pattern("ANALYTICAL_CUBE")),
         R=entity(**{"@DataWarehouse.remote.connection": "S4", "@DataWarehouse.remote.entity": "I_ORDERS"}),
+        FN=entity(**{"@Analytics.dbViewType": "TABLE_FUNCTION"}),
+        ACTIVE=entity(
+            **query, **{"@DataWarehouse.delta": {"type": {"#": "ACTIVE"}, "deltaFromEntities": ["T"]}}
+        ),
         TYPE={"kind": "type", "type": "cds.String"},
         CTX={"kind": "context"},
         SRV={"kind": "service"},
@@ -111,7 +115,23 @@ def test_asset_kinds_from_structure_and_modeling_pattern() -> None:
         "H": "hierarchy",
         "M": "analytic_model",
         "R": "remote_table",
+        "FN": "view",
+        "ACTIVE": "table",
     }
+
+
+def test_a_remote_entity_written_in_del_separated_parts_reads_as_one_name() -> None:
+    remote = {
+        "@DataWarehouse.remote.connection": "D4556A",
+        "@DataWarehouse.remote.entity": "<NULL>\x7fD4556A\x7fCountry_Master_Data",
+    }
+    table = {"kind": "entity", "elements": {"A": {"type": "cds.Integer"}}}
+    other = {**remote, "@DataWarehouse.remote.entity": "SCH\x7fT1"}
+    frames = read(("S", csn(R={**table, **remote}, Q={**table, **other})))
+    sources = dict(frames.assets.select("name", "remote_source").iter_rows())
+    assert sources == {"R": "D4556A.Country_Master_Data", "Q": "D4556A.SCH.T1"}
+    upstream = frames.edges.filter(pl.col("target_name") == "R").select("source_space", "source_name").row(0)
+    assert upstream == ("D4556A", "Country_Master_Data")
 
 
 def test_type_references_by_name_chain_ref_and_unresolved() -> None:
