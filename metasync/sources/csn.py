@@ -401,6 +401,7 @@ def finish(parts: list[PartFrames]) -> SourceFrames:
     edges = pl.concat([p.edges for p in parts] + [p.relationships for p in parts])
     edges = _classify_text_edges(edges.unique(maintain_order=True), assets)
     columns, fallback_events = infer_types_along_lineage(pl.concat([p.columns for p in parts]), lineage)
+    columns = inherit_aggregations_along_lineage(columns, lineage)
     flows = pl.concat([p.flows for p in parts], how="diagonal_relaxed")
     if flows.height:
         edges = pl.concat([edges, flows], how="diagonal_relaxed").unique(maintain_order=True)
@@ -1046,6 +1047,38 @@ def infer_types_along_lineage(
             source_type=pl.col("source_type").fill_null("cds.String"),
         )
     return columns, events
+
+
+def inherit_aggregations_along_lineage(columns: pl.DataFrame, lineage: pl.DataFrame) -> pl.DataFrame:
+    """Give measures without an aggregation of their own the one of the column they come from (a model's
+    measure over a fact's `@Aggregation.default: SUM` column is summed too), through any depth."""
+    keys = ["space", "name", "column"]
+    upstream = ["upstream_space", "upstream_name", "upstream_column"]
+    links = lineage.filter(pl.col("transform").is_in(INFERABLE_TRANSFORMS)).unique(
+        keys, keep="first", maintain_order=True
+    )
+    for _ in range(_MAX_TYPE_DEPTH):
+        missing = columns.filter((pl.col("semantic_role") == "measure") & pl.col("aggregation").is_null())
+        if missing.is_empty():
+            break
+        known = columns.filter(pl.col("aggregation").is_not_null()).select(
+            *[pl.col(k).alias(u) for k, u in zip(keys, upstream, strict=True)], _aggregation="aggregation"
+        )
+        found = (
+            missing.select(keys)
+            .join(links, on=keys, how="inner")
+            .join(known, on=upstream, how="inner")
+            .select(*keys, "_aggregation")
+            .unique(keys, keep="first", maintain_order=True)
+        )
+        if found.is_empty():
+            break
+        columns = (
+            columns.join(found, on=keys, how="left", maintain_order="left")
+            .with_columns(aggregation=pl.coalesce("aggregation", "_aggregation"))
+            .drop("_aggregation")
+        )
+    return columns
 
 
 # ------------------------------------------------------------------ files on disk

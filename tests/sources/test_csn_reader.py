@@ -316,6 +316,49 @@ def test_typeless_model_elements_take_the_type_of_their_source_or_fall_back() ->
     assert len(warning) == 1 and warning[0].details["columns"] == ["ONE"]
 
 
+def test_measures_take_the_aggregation_of_the_column_they_come_from() -> None:
+    fact = {
+        "kind": "entity",
+        "elements": {
+            "QTY": {"type": "cds.Decimal", "precision": 13, "scale": 3, "@Aggregation.default": {"#": "SUM"}},
+            "PRICE": {
+                "type": "cds.Decimal",
+                "precision": 13,
+                "scale": 2,
+                "@Aggregation.default": {"#": "MAX"},
+            },
+        },
+    }
+    view = {
+        "kind": "entity",
+        "query": {"SELECT": {"from": {"ref": ["FACT"]}, "columns": [{"ref": ["QTY"]}, {"ref": ["PRICE"]}]}},
+        "elements": {"QTY": {"@AnalyticsDetails.measureType": {"#": "BASE"}}, "PRICE": {}},
+    }
+    model = {
+        "kind": "entity",
+        "@ObjectModel.modelingPattern": {"#": "ANALYTICAL_CUBE"},
+        "query": {
+            "SELECT": {
+                "from": {"ref": ["VIEW"]},
+                "columns": [{"ref": ["QTY"], "as": "QUANTITY"}, {"ref": ["PRICE"], "as": "TOP_PRICE"}],
+            }
+        },
+        "elements": {
+            "QUANTITY": {"@AnalyticsDetails.measureType": {"#": "BASE"}},
+            "TOP_PRICE": {
+                "@AnalyticsDetails.measureType": {"#": "BASE"},
+                "@Aggregation.default": {"#": "AVG"},
+            },
+        },
+    }
+    frames = read(("S", csn(FACT=fact, VIEW=view, MODEL=model)))
+    aggregation = {(r["name"], r["column"]): r["aggregation"] for r in frames.columns.iter_rows(named=True)}
+    assert aggregation[("VIEW", "QTY")] == "SUM"  # a measure over a summed column is summed
+    assert aggregation[("MODEL", "QUANTITY")] == "SUM"  # through two steps
+    assert aggregation[("MODEL", "TOP_PRICE")] == "AVG"  # its own aggregation stays
+    assert aggregation[("VIEW", "PRICE")] is None  # not a measure: nothing inherited
+
+
 def test_duplicates_identical_count_once_different_are_flagged(tmp_path: Path) -> None:
     write(tmp_path / "S" / "a.json", csn(T=TABLE))
     write(tmp_path / "S" / "b.json", csn(T={**TABLE, "_meta": {"folder": "x"}}))  # bookkeeping only
