@@ -276,6 +276,16 @@ def test_i18n_bundle_beside_the_file_resolves_labels(tmp_path: Path) -> None:
     assert dict(one.columns.select("column", "business_name").iter_rows())["A"] == "Bestand"
 
 
+def cube(source: str, columns: list[dict[str, Any]], elements: dict[str, Any]) -> dict[str, Any]:
+    """An analytic model (ANALYTICAL_CUBE) selecting `columns` from `source`."""
+    return {
+        "kind": "entity",
+        "@ObjectModel.modelingPattern": {"#": "ANALYTICAL_CUBE"},
+        "query": {"SELECT": {"from": {"ref": [source]}, "columns": columns}},
+        "elements": elements,
+    }
+
+
 def test_typeless_model_elements_take_the_type_of_their_source_or_fall_back() -> None:
     fact = {
         "kind": "entity",
@@ -284,21 +294,11 @@ def test_typeless_model_elements_take_the_type_of_their_source_or_fall_back() ->
             "REGION": {"type": "cds.String", "length": 4},
         },
     }
-    model = {
-        "kind": "entity",
-        "@ObjectModel.modelingPattern": {"#": "ANALYTICAL_CUBE"},
-        "query": {
-            "SELECT": {
-                "from": {"ref": ["FACT"]},
-                "columns": [
-                    {"ref": ["FACT", "QTY"], "as": "QUANTITY"},
-                    {"ref": ["REGION"]},
-                    {"xpr": [{"val": 1}], "as": "ONE"},
-                ],
-            }
-        },
-        "elements": {"QUANTITY": {"@AnalyticsDetails.measureType": {"#": "BASE"}}, "REGION": {}, "ONE": {}},
-    }
+    model = cube(
+        "FACT",
+        [{"ref": ["FACT", "QTY"], "as": "QUANTITY"}, {"ref": ["REGION"]}, {"xpr": [{"val": 1}], "as": "ONE"}],
+        {"QUANTITY": {"@AnalyticsDetails.measureType": {"#": "BASE"}}, "REGION": {}, "ONE": {}},
+    )
     frames = read(("S", csn(FACT=fact, MODEL=model)))
     cols = {r["column"]: r for r in frames.columns.filter(pl.col("name") == "MODEL").iter_rows(named=True)}
     assert (
@@ -334,23 +334,17 @@ def test_measures_take_the_aggregation_of_the_column_they_come_from() -> None:
         "query": {"SELECT": {"from": {"ref": ["FACT"]}, "columns": [{"ref": ["QTY"]}, {"ref": ["PRICE"]}]}},
         "elements": {"QTY": {"@AnalyticsDetails.measureType": {"#": "BASE"}}, "PRICE": {}},
     }
-    model = {
-        "kind": "entity",
-        "@ObjectModel.modelingPattern": {"#": "ANALYTICAL_CUBE"},
-        "query": {
-            "SELECT": {
-                "from": {"ref": ["VIEW"]},
-                "columns": [{"ref": ["QTY"], "as": "QUANTITY"}, {"ref": ["PRICE"], "as": "TOP_PRICE"}],
-            }
-        },
-        "elements": {
+    model = cube(
+        "VIEW",
+        [{"ref": ["QTY"], "as": "QUANTITY"}, {"ref": ["PRICE"], "as": "TOP_PRICE"}],
+        {
             "QUANTITY": {"@AnalyticsDetails.measureType": {"#": "BASE"}},
             "TOP_PRICE": {
                 "@AnalyticsDetails.measureType": {"#": "BASE"},
                 "@Aggregation.default": {"#": "AVG"},
             },
         },
-    }
+    )
     frames = read(("S", csn(FACT=fact, VIEW=view, MODEL=model)))
     aggregation = {(r["name"], r["column"]): r["aggregation"] for r in frames.columns.iter_rows(named=True)}
     assert aggregation[("VIEW", "QTY")] == "SUM"  # a measure over a summed column is summed
