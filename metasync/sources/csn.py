@@ -412,10 +412,43 @@ def finish(parts: list[PartFrames]) -> SourceFrames:
         column_lineage=lineage,
         events=[e for p in parts for e in p.file_events]
         + [e for p in parts for e in p.events]
-        + fallback_events,
+        + fallback_events
+        + _unresolved_i18n(assets, columns),
         incomplete=any(p.incomplete for p in parts),
     )
     return frames.validate()
+
+
+def _unresolved_i18n(assets: pl.DataFrame, columns: pl.DataFrame) -> list[Event]:
+    """One warning when labels or descriptions are still `{i18n>KEY}` placeholders (no bundle, or no text for
+    the key in it): they are written as they are, which no one wants to read in a catalog."""
+    texts = ("business_name", "description")
+    placeholder = pl.any_horizontal([pl.col(t).str.starts_with("{i18n>") for t in texts]).fill_null(False)
+    found = pl.concat(
+        [
+            assets.filter(placeholder).select(
+                "space", "name", pl.lit(None, dtype=pl.Utf8).alias("column"), *texts
+            ),
+            columns.filter(placeholder).select("space", "name", "column", *texts),
+        ]
+    )
+    if found.is_empty():
+        return []
+    objects = found.select("space", "name").unique().height
+    first = found.head(1).to_dicts()[0]
+    key = next(first[t] for t in texts if (first[t] or "").startswith("{i18n>"))
+    where = f"{first['space']}.{first['name']}" + (f".{first['column']}" if first["column"] else "")
+    return [
+        Event(
+            event="i18n_unresolved",
+            severity="warning",
+            message=f"{found.height} label(s) or description(s) of {objects} object(s) are i18n placeholders "
+            f"with no text (e.g. {key} on {where}); they are written as they are.",
+            details={"texts": found.height, "objects": objects},
+            hint="Export the i18n bundle with the CSN (i18n.json beside the file, or in _i18n/), or check "
+            "source.language.",
+        )
+    ]
 
 
 def _prepare(document: CsnDocument, language: str) -> _Doc:

@@ -265,7 +265,10 @@ def test_i18n_bundle_beside_the_file_resolves_labels(tmp_path: Path) -> None:
     assert frames.assets["business_name"].item() == "Bücher"
     labels = dict(frames.columns.select("column", "business_name").iter_rows())
     assert labels == {"A": "Bestand", "B": "{i18n>Missing}"}
-    assert [e.event for e in frames.events] == ["i18n_bundle"]
+    assert [e.event for e in frames.events] == ["i18n_bundle", "i18n_unresolved"]
+    unresolved = frames.events[1]
+    assert unresolved.severity == "warning" and "{i18n>Missing} on S.T.B" in unresolved.message
+    assert unresolved.details == {"texts": 1, "objects": 1}
 
     # The same file read on its own (source.path is the file) still finds the bundle beside it, in either place.
     one = CsnSource(CsnSourceConfig(path=tmp_path / "S" / "model.json", space="S", language="de")).read()
