@@ -397,7 +397,8 @@ def load_config(
         path = Path(config)
         raw, origin, folder = _read_yaml(path), str(path), path.resolve().parent
 
-    raw = base = _interpolate(raw, origin)
+    base = raw  # kept as written: switching environments interpolates it once, afresh
+    raw = _interpolate(raw, origin)
     if env is not None:
         environments = raw.get("environments") or {}
         if not isinstance(environments, dict) or env not in environments:

@@ -39,6 +39,7 @@ from metasync.transform.mapping import (
     finish_text,
     map_assets,
     map_columns,
+    collision_suffix,
     refresh_parameters,
     resolve_names,
     table_inputs,
@@ -470,10 +471,10 @@ def naming_events(assets: pl.DataFrame, columns: pl.DataFrame) -> list[Event]:
             )
         )
     databases = assets.select("space", "glue_database").unique().sort("space")
+    # The collision suffix of a database is the hash of its space (`resolve_names`): only that one counts.
+    suffixed = databases["glue_database"].str.ends_with(pl.lit(collision_suffix(databases["space"])))
     plain = databases["glue_database"].str.replace(r"_[0-9a-f]{8}$", "")
-    moved = databases.filter(
-        (plain != databases["glue_database"]) & plain.is_in(databases["glue_database"].implode())
-    )
+    moved = databases.filter(suffixed & plain.is_in(databases["glue_database"].implode()))
     for space, database in moved.rows():
         events.append(
             Event(

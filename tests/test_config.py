@@ -158,6 +158,17 @@ def test_a_loaded_config_switched_to_another_environment_starts_from_the_file(
     assert load_config(prod, env="dev").model_dump() == dev.model_dump()
 
 
+def test_switching_environments_interpolates_variables_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SECRET_PATH", "exports-${NOT_A_VARIABLE}")  # a value that looks like a placeholder
+    path = write(
+        tmp_path, "source: {kind: csn, path: '${SECRET_PATH}', space: S}\nenvironments: {dev: {}, prod: {}}\n"
+    )
+    prod = load_config(load_config(path, env="dev"), env="prod")
+    assert prod.source.path == tmp_path / "exports-${NOT_A_VARIABLE}"
+
+
 def test_an_environment_overlay_with_an_unknown_key_fails(tmp_path: Path) -> None:
     path = write(
         tmp_path, "source: {kind: csn, path: x}\nenvironments: {dev: {target: {kind: local, pth: y}}}\n"

@@ -41,18 +41,27 @@ def test_a_pause_keeps_a_collector_that_was_off_off() -> None:
 
 
 def test_runs_in_threads_leave_the_collector_on() -> None:
-    barrier = threading.Barrier(4)
+    # Thread A pauses, B pauses and resumes (to write), A ends its pause while B is resumed, then B ends.
+    steps = [threading.Event() for _ in range(4)]
 
-    def run() -> None:
+    def a() -> None:
         with gc_paused():
-            barrier.wait()
-            with gc_resumed():
-                barrier.wait()
-            barrier.wait()
+            steps[0].set()
+            steps[1].wait()
+        steps[2].set()
 
-    threads = [threading.Thread(target=run) for _ in range(4)]
+    def b() -> None:
+        steps[0].wait()
+        with gc_paused():
+            with gc_resumed():
+                steps[1].set()
+                steps[2].wait()
+            steps[3].set()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=10)
+    assert steps[3].is_set()
     assert gc.isenabled()

@@ -454,6 +454,8 @@ def _unresolved_i18n(assets: pl.DataFrame, columns: pl.DataFrame) -> list[Event]
 def _prepare(document: CsnDocument, language: str) -> _Doc:
     payload = document.payload
     definitions = payload.get("definitions") or {}
+    if not isinstance(definitions, dict):
+        raise InvalidDefinition(document, None, "definitions is not an object")
     prefixes: list[tuple[str, str]] = []
     for name, definition in definitions.items():
         if isinstance(definition, dict) and definition.get("kind") == "context":

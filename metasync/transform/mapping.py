@@ -414,6 +414,11 @@ def map_assets(assets: pl.LazyFrame, columns: pl.LazyFrame, edges: pl.LazyFrame)
     )
 
 
+def collision_suffix(names: pl.Series) -> pl.Series:
+    """The suffix the naming rule gives a name that collides: `_` + 8 hex digits of SHA-256 of `names`."""
+    return _suffix(names)
+
+
 def _suffix(names: pl.Series) -> pl.Series:
     """`_` + 8 hex digits of SHA-256 of each name (applied only to the few names that collide or are cut).
 

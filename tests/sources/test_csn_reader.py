@@ -439,6 +439,15 @@ def test_malformed_csn_names_file_and_definition_and_loses_no_columns(
     assert skipped.details == {"file": str(bad), "definition": name.strip("'")}
 
 
+def test_documents_from_a_tenant_with_definitions_of_the_wrong_type_are_malformed() -> None:
+    with pytest.raises(
+        SourceError, match="tenant/T: the document is not valid CSN: definitions is not an object"
+    ):
+        read_documents(
+            [CsnDocument(origin="tenant/T", space="S", payload={"definitions": [{"kind": "entity"}]})]
+        )
+
+
 def test_a_business_layer_that_is_no_object_is_malformed(tmp_path: Path) -> None:
     bad = write(tmp_path / "S" / "bad.json", csn(T=TABLE) | {"businessLayerDefinitions": 5})
     with pytest.raises(SourceError, match="the document is not valid CSN: businessLayerDefinitions"):

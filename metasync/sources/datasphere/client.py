@@ -220,7 +220,7 @@ class DatasphereClient:
                     f"{next_url} returned neither a JSON array nor an OData collection: {str(body)[:200]}"
                 )
             if page and skip and page[0] == previous_first:
-                if page_size and previous_length < page_size:
+                if page_size and previous_length != page_size:
                     break  # $top and $skip ignored: the first answer was the whole list
                 raise SourceError(f"{url} ignores $skip: the same page came back twice.")
             yield from page

@@ -249,9 +249,10 @@ def test_pages_capped_below_top_are_all_read(tenant: FakeTenant) -> None:
     assert skips == [["0"], ["3"], ["6"], ["7"]]
 
 
-def test_a_list_that_ignores_paging_is_read_once(tenant: FakeTenant) -> None:
+@pytest.mark.parametrize("count", [5, 250])  # fewer and more objects than one page of $top=200
+def test_a_list_that_ignores_paging_is_read_once(tenant: FakeTenant, count: int) -> None:
     tenant.list_ignores_paging = True
-    names = [f"T{i}" for i in range(5)]
+    names = [f"T{i:03d}" for i in range(count)]
     for name in names:
         tenant.add_object("SALES", "localtables", name, table(name))
     with make_client(tenant) as client:
