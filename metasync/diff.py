@@ -35,21 +35,51 @@ def current_tables(state: TargetState) -> pl.DataFrame:
         pl.col("hash").alias("_hash"),
         "version_id",
         pl.col("definition").alias("current_definition"),
+        pl.col("schema").alias("_schema"),
     )
 
 
 _SCHEMA_DTYPE = pl.List(pl.Struct({"Name": pl.Utf8, "Type": pl.Utf8}))
 
 
-def _schema(table_json: pl.Expr) -> pl.Expr:
-    """The columns of a TableInput or table definition (JSON text): names and types, in order."""
-    return table_json.str.json_path_match("$.StorageDescriptor.Columns").str.json_decode(_SCHEMA_DTYPE)
+def _schema_of_json(table_json: pl.Expr) -> pl.Expr:
+    """`column_signature` of a TableInput given as JSON text (slow: parses the text; for frames without their
+    columns at hand)."""
+    columns = table_json.str.json_path_match("$.StorageDescriptor.Columns").str.json_decode(_SCHEMA_DTYPE)
+    return (
+        columns.list.eval(
+            pl.concat_str(
+                [pl.element().struct.field("Name"), pl.element().struct.field("Type")], separator="\x1f"
+            )
+        )
+        .list.join("\x1e")
+        .fill_null("")
+    )
 
 
-def schema_edited_in_target(desired: pl.DataFrame, state: TargetState) -> pl.DataFrame:
+def column_signatures(columns: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFrame:
+    """`space`, `name`, `_desired_schema`: the `column_signature` of the columns metasync writes for each of
+    `assets` (from the mapped columns: names and types in definition order, as in the TableInput)."""
+    wanted = columns.lazy().join(assets.lazy().select("space", "name"), on=["space", "name"], how="semi")
+    return (
+        wanted.select(
+            "space", "name", "ordinal", _entry=pl.concat_str(["glue_column", "glue_type"], separator="\x1f")
+        )
+        .group_by("space", "name", maintain_order=True)
+        .agg(_desired_schema=pl.col("_entry").sort_by("ordinal").str.join("\x1e"))
+        .collect()
+    )
+
+
+def schema_edited_in_target(
+    desired: pl.DataFrame, state: TargetState, columns: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """The managed tables (`glue_database`, `glue_table`) whose stored hash matches the desired one, so the
     source did not change, but whose columns in the target differ from what metasync wrote: the target was
-    edited there (a column dropped, added, renamed or retyped in the console)."""
+    edited there (a column dropped, added, renamed or retyped in the console).
+
+    The target's columns come from the state (`schema`); the desired ones from the mapped `columns` when given
+    (cheap), else from the TableInput texts."""
     keys = ["glue_database", "glue_table"]
     same = (
         desired.select("space", "name", *keys, "hash", "table_input")
@@ -61,9 +91,15 @@ def schema_edited_in_target(desired: pl.DataFrame, state: TargetState) -> pl.Dat
             & (pl.col("_owner_name") == pl.col("name"))
         )
     )
-    return same.filter(
-        _schema(pl.col("table_input")).ne_missing(_schema(pl.col("current_definition")))
-    ).select(keys)
+    if same.is_empty():
+        return same.select(keys)
+    if columns is not None:
+        same = same.join(
+            column_signatures(columns, same), on=["space", "name"], how="left", maintain_order="left"
+        ).with_columns(pl.col("_desired_schema").fill_null(""))
+    else:
+        same = same.with_columns(_desired_schema=_schema_of_json(pl.col("table_input")))
+    return same.filter(pl.col("_desired_schema").ne_missing(pl.col("_schema"))).select(keys)
 
 
 def diff_tables(
@@ -129,7 +165,7 @@ def diff_tables(
         .then(pl.lit("ownership"))
         .when(exists & other_owner.fill_null(False))
         .then(pl.lit("naming")),
-    ).drop("_managed", "_owner_space", "_owner_name", "_hash", "_exists", "_edited")
+    ).drop("_managed", "_owner_space", "_owner_name", "_hash", "_exists", "_edited", "_schema")
 
 
 def stale_tables(

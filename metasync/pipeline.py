@@ -36,10 +36,10 @@ from metasync.transform.mapping import (
     ASSET_FIELD_PARAMETERS,
     ASSET_KEY,
     COLUMN_FIELD_PARAMETERS,
+    collision_suffix,
     finish_text,
     map_assets,
     map_columns,
-    collision_suffix,
     refresh_parameters,
     resolve_names,
     table_inputs,
@@ -380,7 +380,7 @@ def _run(
     target = make_target(cfg)
     reached.append(target)
     state = target.read_state(assets["glue_database"].unique().sort().to_list())
-    rows = _diff_rows(cfg, desired, state, assets, quarantined, audit)
+    rows = _diff_rows(cfg, desired, state, assets, columns, quarantined, audit)
 
     # Stale managed tables: only on request, only after a complete read, within the safety share.
     refused = False
@@ -501,12 +501,13 @@ def _diff_rows(
     desired: pl.DataFrame,
     state: TargetState,
     assets: pl.DataFrame,
+    columns: pl.DataFrame,
     quarantined: pl.DataFrame,
     audit: AuditLog,
 ) -> pl.DataFrame:
     """One row per asset with its action against the target: diff, conflicts (resolved by strategy),
     duplicates held, quarantined rows."""
-    edited = schema_edited_in_target(desired, state)
+    edited = schema_edited_in_target(desired, state, columns)
     diffed = diff_tables(desired, state, edited)
     conflicts = detect_conflicts(desired, state, cfg.conflicts, edited)
     audit.add_frame(conflict_events(conflicts))

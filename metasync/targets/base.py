@@ -22,9 +22,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import polars as pl
+
+
+def column_signature(table: dict[str, Any]) -> str:
+    """A table's columns (names and types, in order) as one text, to tell whether they were changed in the
+    target; the same text as `mapping.column_signatures` makes of the columns metasync writes."""
+    columns = (table.get("StorageDescriptor") or {}).get("Columns") or []
+    return "\x1e".join(f"{c.get('Name', '')}\x1f{c.get('Type', '')}" for c in columns)
+
 
 TABLE_STATE_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
     "glue_database": pl.Utf8,
@@ -36,6 +44,7 @@ TABLE_STATE_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
     "description": pl.Utf8,
     "version_id": pl.Utf8,
     "definition": pl.Utf8,
+    "schema": pl.Utf8,  # `column_signature` of the table's columns as they are in the target
 }
 DATABASE_STATE_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
     "glue_database": pl.Utf8,

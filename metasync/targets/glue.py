@@ -32,6 +32,7 @@ from metasync.targets.base import (
     ProgressCallback,
     TargetState,
     WriteRequest,
+    column_signature,
     outcome_frame,
 )
 from metasync.targets.glue_calls import CONCURRENT_MODIFICATION, GlueCaller, GlueCallError, error_of
@@ -305,6 +306,7 @@ class GlueTarget:
             "description": table.get("Description"),
             "version_id": known.version_id,
             "definition": definition,
+            "schema": column_signature(table),
         }
 
     def _fetch(self, database: str, table: str) -> _Known | None:

@@ -27,6 +27,7 @@ from metasync.targets.base import (
     ProgressCallback,
     TargetState,
     WriteRequest,
+    column_signature,
     outcome_frame,
 )
 from metasync.targets.payload import table_input_from_request
@@ -160,6 +161,7 @@ class LocalTarget:
                         "description": table.get("Description"),
                         "version_id": None,
                         "definition": orjson.dumps(table, option=orjson.OPT_SORT_KEYS).decode(),
+                        "schema": column_signature(table),
                     }
                 )
         return TargetState(
