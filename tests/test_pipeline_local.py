@@ -408,6 +408,21 @@ def test_names_that_lose_their_meaning_are_reported(tmp_path: Path) -> None:
     assert databases["A"] == "lake" and databases["B"].startswith("lake_")
 
 
+def test_parameters_a_rule_no_longer_sets_go_while_those_added_in_the_target_stay(tmp_path: Path) -> None:
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A")})
+    tags = [{"kind": "tags", "tags": ["pii"]}]
+    metasync.sync(config(tmp_path, tmp_path / "src", rules=tags))
+    path = tmp_path / "catalog" / "s" / "tables" / "t.json"
+    table = json.loads(path.read_text())
+    assert table["Parameters"]["tags"] == "pii" and table["Parameters"]["metasync:keys"] == "tags"
+    table["Parameters"]["owner"] = "bob"
+    path.write_text(json.dumps(table))
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A", "NEW")})
+    metasync.sync(config(tmp_path, tmp_path / "src"))  # the tags rule is gone
+    updated = json.loads(path.read_text())["Parameters"]
+    assert "tags" not in updated and updated["owner"] == "bob"
+
+
 def test_fields_rewritten_by_rules_reach_their_parameters(tmp_path: Path) -> None:
     fact = entity("A", "AMOUNT")
     fact["elements"]["AMOUNT"] = {"type": "cds.Decimal", "precision": 15, "scale": 2}

@@ -31,12 +31,13 @@ from metasync.diff import current_tables, schema_edited_in_target
 from metasync.models import ASSET_KINDS
 from metasync.targets.base import TargetState
 from metasync.transform.mapping import _suffix as collision_suffixes
-from metasync.transform.mapping import table_keys
+from metasync.transform.mapping import parameter_keys, table_keys
 from metasync.transform.rules import lookup, parameter_update
 
 Strategy = Literal["source_wins", "target_wins", "merge", "manual"]
 CONFLICT_TYPES = ("naming", "ownership", "schema_drift", "edited_in_target")
 TEXT_HASH_KEY = "metasync:text_hash"
+WRITTEN_KEYS = "metasync:keys"  # the Parameters keys (other than metasync:*) the rules set, comma-separated
 _ALLOWED: dict[str, tuple[str, ...]] = {
     "naming": ("source_wins", "target_wins", "manual"),
     "ownership": ("target_wins", "manual"),
@@ -183,13 +184,25 @@ def _texts(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.Series:
 
 
 def with_text_hash(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame:
-    """Mapped assets with `metasync:text_hash` (the fingerprint of their description and column comments) in
-    their table Parameters; `columns` are their mapped columns (`glue_column`, `comment`, `ordinal`)."""
+    """Mapped assets with `metasync:text_hash` (the fingerprint of their description and column comments) and
+    `metasync:keys` (the other Parameters keys the rules set, so a later update can tell them from keys added
+    in the target) in their table Parameters; `columns` are their mapped columns (`glue_column`, `comment`,
+    `ordinal`)."""
     if assets.is_empty():
         return assets
-    update = parameter_update({TEXT_HASH_KEY: pl.col("_text_hash")})
-    with_digest = assets.with_columns(_text_hash=text_digests(_texts(assets, columns)))
-    return update(with_digest.lazy(), pl.lit(True)).drop("_text_hash").collect()
+    own = [k for k in parameter_keys(assets) if not k.startswith("metasync:")]
+    written = (
+        pl.concat_list(
+            [pl.when(pl.col("parameters").struct.field(k).is_not_null()).then(pl.lit(k)) for k in own]
+        )
+        .list.drop_nulls()
+        .list.join(",")
+        if own
+        else pl.lit(None, dtype=pl.Utf8)
+    )
+    update = parameter_update({TEXT_HASH_KEY: pl.col("_text_hash"), WRITTEN_KEYS: pl.col("_written")})
+    with_digest = assets.with_columns(_text_hash=text_digests(_texts(assets, columns)), _written=written)
+    return update(with_digest.lazy(), pl.lit(True)).drop("_text_hash", "_written").collect()
 
 
 # ------------------------------------------------------------------ type compatibility
@@ -551,7 +564,14 @@ def keep_target_parameters(rows: pl.DataFrame) -> pl.DataFrame:
     target_keys = pl.col("current_definition").str.json_path_match("$.Parameters").str.extract_all(_JSON_KEY)
     source_keys = pl.col("table_input").str.json_path_match("$.Parameters").str.extract_all(_PAIR_KEY)
     own = target_keys.list.eval(pl.element().filter(~pl.element().str.starts_with("metasync:")))
-    extra = own.list.set_difference(source_keys).list.len() > 0
+    # Keys metasync wrote before (listed in the target's metasync:keys) are the rules' to drop, not the target's.
+    wrote = (
+        pl.col("current_definition")
+        .str.json_path_match(f"$.Parameters['{WRITTEN_KEYS}']")
+        .fill_null("")
+        .str.split(",")
+    )
+    extra = own.list.set_difference(source_keys).list.set_difference(wrote).list.len() > 0
     # Filtered in two steps: the key lists are built only for updates, not for every table created.
     updates = rows.select("action", "table_input", "current_definition").with_row_index("_row")
     updates = updates.filter((pl.col("action") == "update") & pl.col("current_definition").is_not_null())
@@ -576,10 +596,11 @@ def merge_table_input(source_json: str, target_json: str | None, keep_text: bool
     target = orjson.loads(target_json) if target_json else {}
     source_keys = {p["key"] for p in source.get("Parameters") or []}
     target_params = target.get("Parameters") or {}
+    written_before = set(str(target_params.get(WRITTEN_KEYS) or "").split(","))
     extra = [
         {"key": k, "value": v}
         for k, v in sorted(target_params.items())
-        if k not in source_keys and not k.startswith("metasync:")
+        if k not in source_keys and k not in written_before and not k.startswith("metasync:")
     ]
     source["Parameters"] = list(source.get("Parameters") or []) + extra
     if keep_text:
