@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -51,9 +52,14 @@ def expected_counts(path: Path) -> tuple[int, int]:
 
 
 def corpus_files() -> list[str]:
-    from conftest import find_corpus
-
-    root = find_corpus()
+    # By path: `import conftest` gives whichever conftest pytest loaded last (tests/transform has one too).
+    spec = importlib.util.spec_from_file_location(
+        "_tests_conftest", Path(__file__).parents[1] / "conftest.py"
+    )
+    assert spec is not None and spec.loader is not None
+    top = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(top)
+    root = top.find_corpus()
     return sorted(p.name for p in root.glob("*.json")) if root else []
 
 
