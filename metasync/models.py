@@ -37,6 +37,8 @@ ASSET_SCHEMA = pa.DataFrameSchema(
         "description": pa.Column(pl.Utf8, nullable=True),
         "modeling_pattern": pa.Column(pl.Utf8, nullable=True),
         "hierarchies": pa.Column(pl.List(pl.Utf8)),
+        # JSON text: per hierarchy its name, label and level columns or parent and child columns
+        "hierarchy_details": pa.Column(pl.Utf8, nullable=True, required=False),
         "remote_source": pa.Column(pl.Utf8, nullable=True),
         "source_file": pa.Column(pl.Utf8),
         "content_hash": pa.Column(pl.Utf8, pa.Check.str_length(min_value=16)),

@@ -391,6 +391,20 @@ def test_a_cut_table_description_keeps_its_full_text_in_parameters(tmp_path: Pat
     assert "metasync:description" not in short["Parameters"]
 
 
+def test_hierarchy_details_reach_the_table_parameters(tmp_path: Path) -> None:
+    levels = [{"element": {"=": "YEAR"}}, {"element": {"=": "DAY"}}]
+    dim = entity(
+        "YEAR", "DAY", **{"@Hierarchy.leveled": [{"name": "YD", "label": "Year, Day", "levels": levels}]}
+    )
+    write_csn(tmp_path / "src" / "S" / "t.json", {"TIME": dim})
+    metasync.sync(config(tmp_path, tmp_path / "src"))
+    parameters = json.loads((tmp_path / "catalog" / "s" / "tables" / "time.json").read_text())["Parameters"]
+    assert parameters["metasync:hierarchies"] == "YD"
+    assert json.loads(parameters["metasync:hierarchy_details"]) == [
+        {"name": "YD", "label": "Year, Day", "levels": ["YEAR", "DAY"]}
+    ]
+
+
 def test_names_that_lose_their_meaning_are_reported(tmp_path: Path) -> None:
     write_csn(tmp_path / "src" / "A" / "t.json", {"名前": entity("Имя", "ID")})
     write_csn(tmp_path / "src" / "B" / "t.json", {"ORDERS": entity("ID"), "X": entity("x")})  # x is a name

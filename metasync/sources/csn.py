@@ -286,6 +286,26 @@ def _content_hash(definition: dict[str, Any], business_layer: Any, *, canonical:
     return hashlib.sha256(payload).hexdigest()
 
 
+def _hierarchy_details(found: list[tuple[str, dict[str, Any]]], doc: _Doc) -> str:
+    """The hierarchies of a dimension as JSON text: name, label, and the level columns (leveled, top first) or
+    the parent and child columns (parent-child)."""
+
+    def names(values: Any) -> list[str]:
+        return [str(_text(v)) for v in (values if isinstance(values, list) else []) if _text(v) is not None]
+
+    details = []
+    for key, h in found:
+        item: dict[str, Any] = {"name": str(h["name"]), "label": doc.label(h.get("label"))}
+        if key == "@Hierarchy.leveled":
+            levels: list[Any] = h["levels"] if isinstance(h.get("levels"), list) else []
+            item["levels"] = names([level.get("element") for level in levels if isinstance(level, dict)])
+        else:
+            recurse: dict[str, Any] = h["recurse"] if isinstance(h.get("recurse"), dict) else {}
+            item["parent"], item["child"] = names(recurse.get("parent")), names(recurse.get("child"))
+        details.append(item)
+    return orjson.dumps(details).decode()
+
+
 def _remote_entity(entity: str | None, connection: str) -> str | None:
     """The remote object a remote table reads, readable: Datasphere may write it as parts separated by DEL
     (`<NULL>` for an empty part, the connection's own id first); those become one dotted name."""
@@ -533,6 +553,7 @@ def _walk(docs: list[_Doc]) -> PartFrames:
             "description",
             "modeling_pattern",
             "hierarchies",
+            "hierarchy_details",
             "remote_source",
             "source_file",
             "content_hash",
@@ -578,12 +599,13 @@ def _walk(docs: list[_Doc]) -> PartFrames:
                 business = doc.business_layer.get(full_name)
                 pattern = _text(definition.get("@ObjectModel.modelingPattern"))
                 kind = _asset_kind(definition, pattern, business is not None)
-                hierarchies = [
-                    str(h.get("name"))
+                found = [
+                    (key, h)
                     for key in ("@Hierarchy.leveled", "@Hierarchy.parentChild")
                     for h in (definition.get(key) or [])
                     if isinstance(h, dict) and h.get("name")
                 ]
+                hierarchies = [str(h["name"]) for _, h in found]
                 remote = None
                 if kind == "remote_table":
                     connection = _text(definition.get("@DataWarehouse.remote.connection")) or "remote"
@@ -605,6 +627,7 @@ def _walk(docs: list[_Doc]) -> PartFrames:
                 )
                 assets["modeling_pattern"].append(pattern)
                 assets["hierarchies"].append("\x1f".join(hierarchies))  # split into a list in Polars below
+                assets["hierarchy_details"].append(_hierarchy_details(found, doc) if found else None)
                 assets["remote_source"].append(remote)
                 assets["source_file"].append(origin)
                 assets["content_hash"].append(_content_hash(definition, business))

@@ -384,6 +384,11 @@ def map_assets(assets: pl.LazyFrame, columns: pl.LazyFrame, edges: pl.LazyFrame)
             dimensions=pl.col("column").filter(pl.col("semantic_role") == "dimension").str.join(","),
         )
     )
+    details = (
+        pl.col("hierarchy_details")
+        if "hierarchy_details" in assets.collect_schema().names()
+        else pl.lit(None, dtype=pl.Utf8)
+    )
     description = pl.concat_str(
         [pl.col("business_name"), pl.col("description")], separator="\n\n", ignore_nulls=True
     )
@@ -403,6 +408,7 @@ def map_assets(assets: pl.LazyFrame, columns: pl.LazyFrame, edges: pl.LazyFrame)
                     ("metasync:business_name", pl.col("business_name")),
                     ("metasync:modeling_pattern", pl.col("modeling_pattern")),
                     ("metasync:hierarchies", pl.col("hierarchies").list.join(",")),
+                    ("metasync:hierarchy_details", details),
                     ("metasync:measures", pl.col("measures")),
                     ("metasync:dimensions", pl.col("dimensions")),
                     ("metasync:remote_source", pl.col("remote_source")),

@@ -319,6 +319,37 @@ def test_typeless_model_elements_take_the_type_of_their_source_or_fall_back() ->
     assert len(warning) == 1 and warning[0].details["columns"] == ["ONE"]
 
 
+def test_hierarchies_keep_their_labels_levels_and_parent_child_columns() -> None:
+    product = {
+        "kind": "entity",
+        "@ObjectModel.modelingPattern": {"#": "ANALYTICAL_DIMENSION"},
+        "@Hierarchy.leveled": [
+            {
+                "name": "Prod_Categ",
+                "label": "Product Category Hierarchy",
+                "levels": [{"element": {"=": "CATEGORY"}}, {"element": {"=": "ID"}}],
+            }
+        ],
+        "@Hierarchy.parentChild": [
+            {
+                "name": "Org",
+                "label": "{i18n>ORG}",
+                "recurse": {"parent": [{"=": "MANAGER"}], "child": [{"=": "ID"}]},
+            }
+        ],
+        "elements": {"ID": {"type": "cds.String", "length": 10}},
+    }
+    doc = CsnDocument(
+        origin="p.json", space="S", payload=csn(P=product), i18n={"en": {"ORG": "Organisation"}}
+    )
+    frames = read_documents([doc])
+    assert frames.assets["hierarchies"].item().to_list() == ["Prod_Categ", "Org"]
+    assert json.loads(frames.assets["hierarchy_details"].item()) == [
+        {"name": "Prod_Categ", "label": "Product Category Hierarchy", "levels": ["CATEGORY", "ID"]},
+        {"name": "Org", "label": "Organisation", "parent": ["MANAGER"], "child": ["ID"]},
+    ]
+
+
 def test_measures_take_the_aggregation_of_the_column_they_come_from() -> None:
     fact = {
         "kind": "entity",
