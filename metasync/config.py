@@ -397,7 +397,7 @@ def load_config(
         path = Path(config)
         raw, origin, folder = _read_yaml(path), str(path), path.resolve().parent
 
-    base = raw  # kept as written: switching environments interpolates it once, afresh
+    base = copy.deepcopy(raw)  # kept as written (and apart from the caller's dict): interpolated once, afresh
     raw = _interpolate(raw, origin)
     if env is not None:
         environments = raw.get("environments") or {}

@@ -49,7 +49,11 @@ def _schema_of_json(table_json: pl.Expr) -> pl.Expr:
     return (
         columns.list.eval(
             pl.concat_str(
-                [pl.element().struct.field("Name"), pl.element().struct.field("Type")], separator="\x1f"
+                [
+                    pl.element().struct.field("Name").fill_null(""),
+                    pl.element().struct.field("Type").fill_null(""),
+                ],
+                separator="\x1f",
             )
         )
         .list.join("\x1e")

@@ -158,6 +158,16 @@ def test_a_loaded_config_switched_to_another_environment_starts_from_the_file(
     assert load_config(prod, env="dev").model_dump() == dev.model_dump()
 
 
+def test_a_loaded_config_does_not_follow_later_changes_to_the_callers_dict(tmp_path: Path) -> None:
+    settings = {
+        "source": {"kind": "csn", "path": "exports", "space": "S"},
+        "environments": {"dev": {}, "prod": {}},
+    }
+    dev = load_config(settings, env="dev", base_dir=tmp_path)
+    settings["source"]["path"] = "changed"
+    assert load_config(dev, env="prod").source.path == tmp_path / "exports"
+
+
 def test_switching_environments_interpolates_variables_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

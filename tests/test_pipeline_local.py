@@ -429,10 +429,16 @@ def test_parameters_a_rule_no_longer_sets_go_while_those_added_in_the_target_sta
     path = tmp_path / "catalog" / "s" / "tables" / "t.json"
     table = json.loads(path.read_text())
     assert table["Parameters"]["tags"] == "pii" and table["Parameters"]["metasync:keys"] == "tags"
-    table["Parameters"]["owner"] = "bob"
-    path.write_text(json.dumps(table))
     write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A", "NEW")})
     metasync.sync(config(tmp_path, tmp_path / "src"))  # the tags rule is gone
+    assert "tags" not in json.loads(path.read_text())["Parameters"]
+
+    metasync.sync(config(tmp_path, tmp_path / "src", rules=tags))
+    table = json.loads(path.read_text())
+    table["Parameters"]["owner"] = "bob"  # added in the target
+    path.write_text(json.dumps(table))
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A", "NEW", "NEWER")})
+    metasync.sync(config(tmp_path, tmp_path / "src"))
     updated = json.loads(path.read_text())["Parameters"]
     assert "tags" not in updated and updated["owner"] == "bob"
 

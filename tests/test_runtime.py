@@ -47,18 +47,18 @@ def test_runs_in_threads_leave_the_collector_on() -> None:
     def a() -> None:
         with gc_paused():
             steps[0].set()
-            steps[1].wait()
+            steps[1].wait(timeout=10)
         steps[2].set()
 
     def b() -> None:
-        steps[0].wait()
+        steps[0].wait(timeout=10)
         with gc_paused():
             with gc_resumed():
                 steps[1].set()
-                steps[2].wait()
+                steps[2].wait(timeout=10)
             steps[3].set()
 
-    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    threads = [threading.Thread(target=a, daemon=True), threading.Thread(target=b, daemon=True)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -31,7 +31,7 @@ def column_signature(table: dict[str, Any]) -> str:
     """A table's columns (names and types, in order) as one text, to tell whether they were changed in the
     target; the same text as `mapping.column_signatures` makes of the columns metasync writes."""
     columns = (table.get("StorageDescriptor") or {}).get("Columns") or []
-    return "\x1e".join(f"{c.get('Name', '')}\x1f{c.get('Type', '')}" for c in columns)
+    return "\x1e".join(f"{c.get('Name') or ''}\x1f{c.get('Type') or ''}" for c in columns)
 
 
 TABLE_STATE_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {

@@ -952,6 +952,11 @@ def _parameter_templates(
             raise at.error(f"key '{key}.{name}': a Parameters key must have 1 to 255 bytes")
         if name.startswith("metasync:"):
             raise at.error(f"key '{key}.{name}': the Parameters key {name!r} is reserved for metasync")
+        if "," in name:
+            raise at.error(
+                f"key '{key}.{name}': a Parameters key cannot hold a comma (metasync:keys lists the keys the "
+                "rules set, comma-separated)"
+            )
         parsed[name] = parse_template(text, available, at, f"{key}.{name}")
     return parsed
 

@@ -371,6 +371,8 @@ def test_an_empty_parameter_result_keeps_the_earlier_value(sales_frames):
 def test_reserved_parameter_key_fails_at_load():
     with pytest.raises(RuleError, match=r"rules\[0\] \(parameters\).*reserved"):
         compile_rules(RULES.validate_python([{"kind": "parameters", "table": {"metasync:hash": "x"}}]))
+    with pytest.raises(RuleError, match=r"rules\[0\] \(parameters\).*cannot hold a comma"):
+        compile_rules(RULES.validate_python([{"kind": "parameters", "table": {"cost,center": "x"}}]))
 
 
 def test_tags_merge_into_a_sorted_set(sales_frames):
