@@ -930,21 +930,29 @@ def _collapse_duplicates(
         pl.col("_asset_row").first(),
         pl.col("content_hash").n_unique().alias("_variants"),
         pl.col("source_file").alias("_files"),
+        pl.col("content_hash").alias("_hashes"),
     )
     no_files = pl.lit([], dtype=pl.List(pl.Utf8))
     kept = assets.join(
-        grouped.select("_asset_row", "_variants", "_files"),
+        grouped.select("_asset_row", "_variants", "_files", "_hashes"),
         on="_asset_row",
         how="inner",
         maintain_order="left",
     )
     assets = kept.with_columns(
         conflict_files=pl.when(pl.col("_variants") > 1).then(pl.col("_files")).otherwise(no_files)
-    ).drop("_variants", "_files")
+    )
+    conflicting = assets.filter(pl.col("conflict_files").list.len() > 0)
+    assets = assets.drop("_variants", "_files", "_hashes")
     columns = columns.join(assets.select("_asset_row"), on="_asset_row", how="semi").drop("_asset_row")
     assets = assets.drop("_asset_row")
     events: list[Event] = []
-    for row in assets.filter(pl.col("conflict_files").list.len() > 0).iter_rows(named=True):
+    for row in conflicting.iter_rows(named=True):  # the few objects defined differently
+        variants: dict[str, list[str]] = {}
+        for file, digest in zip(row["_files"], row["_hashes"], strict=True):
+            variants.setdefault(digest, []).append(file)
+        groups = sorted(variants.values(), key=len, reverse=True)
+        agreeing = "; ".join(" = ".join(g) for g in groups)
         events.append(
             Event(
                 event="duplicate_conflict",
@@ -953,9 +961,9 @@ def _collapse_duplicates(
                 name=row["name"],
                 action="conflict",
                 status="held",
-                message=f"{row['space']}.{row['name']} is defined differently in {len(row['conflict_files'])} "
-                f"files ({', '.join(row['conflict_files'])}); it is held and not written.",
-                details={"files": row["conflict_files"]},
+                message=f"{row['space']}.{row['name']} is defined differently in {len(row['_files'])} files, "
+                f"in {len(groups)} versions ({agreeing}); it is held and not written.",
+                details={"files": row["_files"], "versions": groups},
                 hint="Keep one definition of the object (remove or update the stale export), then sync again.",
             )
         )

@@ -407,6 +407,10 @@ def test_duplicates_identical_count_once_different_are_flagged(tmp_path: Path) -
     assert len(frames.assets["conflict_files"].item()) == 4
     assert frames.columns.height == 3  # the first file's columns, not a mix
     assert [e.event for e in frames.events] == ["duplicate_conflict"]
+    # The event says which copies agree: a, b and d (key order and _meta aside) against c.
+    versions = frames.events[0].details["versions"]
+    assert [sorted(Path(f).name for f in v) for v in versions] == [["a.json", "b.json", "d.json"], ["c.json"]]
+    assert "in 2 versions" in frames.events[0].message
 
 
 def test_invalid_json_names_file_line_and_column(tmp_path: Path) -> None:
