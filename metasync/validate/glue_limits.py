@@ -87,7 +87,8 @@ TABLE_CHECKS = (
         "table_parameters",
         _params_ok("parameters"),
         "a table Parameter value exceeds 512,000 characters",
-        "Check the Parameters set by rules for this asset.",
+        "Shorten the text in the source (often a very long description, kept whole in metasync:description) or "
+        "the Parameters a rule sets for this asset.",
     ),
     LimitCheck(
         "unique_table",
@@ -121,7 +122,8 @@ COLUMN_CHECKS = (
         "column_parameters",
         _params_ok("parameters"),
         "a column Parameter value exceeds 512,000 characters",
-        "Check the Parameters set by rules for this column.",
+        "Shorten the text in the source (often a very long description, kept whole in metasync:description) or "
+        "the Parameters a rule sets for this column.",
     ),
     LimitCheck(
         "unique_column",
