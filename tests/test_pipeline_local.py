@@ -358,6 +358,30 @@ def test_a_run_ended_by_an_unexpected_error_or_ctrl_c_still_writes_its_whole_aud
     assert not (tmp_path / "catalog").exists()
 
 
+def test_only_updates_with_parameters_of_their_own_are_merged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import metasync.transform.conflicts as conflicts
+
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A"), "U": entity("B")})
+    tags = [{"kind": "tags", "tags": ["pii"]}]
+    metasync.sync(config(tmp_path, tmp_path / "src", rules=tags))
+    path = tmp_path / "catalog" / "s" / "tables" / "t.json"
+    table = json.loads(path.read_text())
+    path.write_text(json.dumps(table | {"Parameters": table["Parameters"] | {"owner": "bob"}}))
+    merged: list[str] = []
+    real = conflicts.merge_table_input
+    monkeypatch.setattr(
+        conflicts, "merge_table_input", lambda new, *rest, **kw: merged.append(new) or real(new, *rest, **kw)
+    )
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A", "NEW"), "U": entity("B", "NEW")})
+    result = metasync.sync(config(tmp_path, tmp_path / "src", rules=tags))
+    assert dict(result.plan.select("name", "action").iter_rows()) == {"T": "update", "U": "update"}
+    # U has only the keys its rules set (tags, listed in metasync:keys): no merge needed; T has an owner.
+    assert [json.loads(m)["Name"] for m in merged] == ["t"]
+    assert json.loads(path.read_text())["Parameters"]["owner"] == "bob"
+
+
 def test_an_update_keeps_parameters_added_in_the_target(tmp_path: Path) -> None:
     write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A"), "U": entity("B")})
     metasync.sync(config(tmp_path, tmp_path / "src"))

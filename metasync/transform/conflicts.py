@@ -555,14 +555,19 @@ _JSON_KEY = r'"((?:[^"\\]|\\.)*)"\s*:'  # a key of a JSON object of strings
 _PAIR_KEY = r'"key":"((?:[^"\\]|\\.)*)"'  # a key of the canonical {"key", "value"} Parameters list
 
 
+def _keys(text: pl.Expr, pattern: str) -> pl.Expr:
+    """The keys (group 1 of `pattern`) found in JSON `text`, as a list."""
+    return text.str.extract_all(pattern).list.eval(pl.element().str.extract(pattern, 1))
+
+
 def keep_target_parameters(rows: pl.DataFrame) -> pl.DataFrame:
     """Updates that keep the Parameters someone added to the table in the target (keys metasync does not set,
     such as `classification` or an owner): Glue replaces a table's whole definition on update. Only the rows
     whose target has such keys are merged (`merge_table_input`); finding them is done on the JSON texts."""
     if rows.is_empty():
         return rows
-    target_keys = pl.col("current_definition").str.json_path_match("$.Parameters").str.extract_all(_JSON_KEY)
-    source_keys = pl.col("table_input").str.json_path_match("$.Parameters").str.extract_all(_PAIR_KEY)
+    target_keys = _keys(pl.col("current_definition").str.json_path_match("$.Parameters"), _JSON_KEY)
+    source_keys = _keys(pl.col("table_input").str.json_path_match("$.Parameters"), _PAIR_KEY)
     own = target_keys.list.eval(pl.element().filter(~pl.element().str.starts_with("metasync:")))
     # Keys metasync wrote before (listed in the target's metasync:keys) are the rules' to drop, not the target's.
     wrote = (
