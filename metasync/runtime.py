@@ -41,10 +41,7 @@ def gc_paused() -> Iterator[None]:
     finally:
         with _lock:
             _pauses -= 1
-            if _pauses == 0 and not _resumes and not _enabled_before:
-                gc.disable()
-            else:
-                _apply()
+            _apply()
 
 
 @contextmanager
