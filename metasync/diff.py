@@ -181,9 +181,7 @@ def stale_tables(
     a table that one of them maps to is kept. `source` (`space`, `name`), when given, is every asset the
     source holds, in scope or not: a table written for one of them is kept too (its asset still exists).
     """
-    kept = assets.select("space", "name")
-    if source is not None:
-        kept = pl.concat([kept, source.select("space", "name")]).unique()
+    kept = (source if source is not None else assets).select("space", "name")  # mapped assets are source ones
     return (
         state.tables.filter(pl.col("managed") & pl.col("space").is_in(source_spaces))
         .join(assets.select("glue_database", "glue_table"), on=["glue_database", "glue_table"], how="anti")
