@@ -30,8 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from metasync.diff import current_tables, schema_edited_in_target
 from metasync.models import ASSET_KINDS
 from metasync.targets.base import TargetState
-from metasync.transform.mapping import _suffix as collision_suffixes
-from metasync.transform.mapping import parameter_keys, table_keys
+from metasync.transform.mapping import collision_suffix, parameter_keys, table_keys
 from metasync.transform.rules import lookup, parameter_update
 
 Strategy = Literal["source_wins", "target_wins", "merge", "manual"]
@@ -288,7 +287,7 @@ def _suffixed_collisions(desired: pl.DataFrame) -> pl.DataFrame:
     )
     candidates = plain.join(holders, on=["glue_database", "_plain"], how="inner")
     # A name may end in `_` and eight hex digits by itself: only the suffix of its own digest counts.
-    own_suffix = collision_suffixes(candidates["name"]) if candidates.height else pl.Series([], dtype=pl.Utf8)
+    own_suffix = collision_suffix(candidates["name"]) if candidates.height else pl.Series([], dtype=pl.Utf8)
     return (
         candidates.with_columns(_suffix=own_suffix)
         .filter(pl.col("glue_table").str.ends_with(pl.col("_suffix")))

@@ -421,11 +421,6 @@ def map_assets(assets: pl.LazyFrame, columns: pl.LazyFrame, edges: pl.LazyFrame)
 
 
 def collision_suffix(names: pl.Series) -> pl.Series:
-    """The suffix the naming rule gives a name that collides: `_` + 8 hex digits of SHA-256 of `names`."""
-    return _suffix(names)
-
-
-def _suffix(names: pl.Series) -> pl.Series:
     """`_` + 8 hex digits of SHA-256 of each name (applied only to the few names that collide or are cut).
 
     SHA-256 rather than Polars' own hash: that one may change between Polars versions, and a changed suffix
@@ -459,7 +454,7 @@ def _dedupe(
     sub = sub.filter((pl.col("_rank") > 1) | (pl.col(name_col).str.len_bytes() > MAX_NAME))
     if sub.is_empty():
         return frame
-    cut = sub[name_col].str.slice(0, MAX_NAME - SUFFIX_LEN - 1) + _suffix(sub[original])
+    cut = sub[name_col].str.slice(0, MAX_NAME - SUFFIX_LEN - 1) + collision_suffix(sub[original])
     return frame.with_columns(frame[name_col].scatter(sub["_row"], cut))
 
 
