@@ -529,9 +529,8 @@ class _Elements:
     values: list[Any] = field(default_factory=list)
     owner: list[int] = field(default_factory=list)
     owner_doc: list[_Doc] = field(default_factory=list)  # per asset row
-    owner_name: list[str] = field(
-        default_factory=list
-    )  # per asset row: the definition's name in its document
+    # per asset row: the definition's name in its document
+    owner_name: list[str] = field(default_factory=list)
     i18n_ranges: list[tuple[int, int, _Doc]] = field(default_factory=list)
 
     def add(self, asset_row: int, elements: dict[str, Any]) -> None:
@@ -1040,14 +1039,19 @@ def _calculated_measure_types(
     )
 
 
+def _inferable_links(lineage: pl.DataFrame) -> pl.DataFrame:
+    """The column-lineage rows a column inherits from (not calculated ones), one per column."""
+    return lineage.filter(pl.col("transform").is_in(INFERABLE_TRANSFORMS)).unique(
+        ["space", "name", "column"], keep="first", maintain_order=True
+    )
+
+
 def infer_types_along_lineage(
     columns: pl.DataFrame, lineage: pl.DataFrame
 ) -> tuple[pl.DataFrame, list[Event]]:
     """Give typeless columns the type of the column they come from, through any depth; the rest become strings."""
     facet_cols = ["source_type", "length", "precision", "scale", "glue_type_hint"]
-    links = lineage.filter(pl.col("transform").is_in(INFERABLE_TRANSFORMS)).unique(
-        ["space", "name", "column"], keep="first", maintain_order=True
-    )
+    links = _inferable_links(lineage)
     calculated = lineage.filter(pl.col("transform") == "calculated")
     for _ in range(_MAX_TYPE_DEPTH):
         missing = columns.filter(pl.col("source_type").is_null())
@@ -1120,13 +1124,12 @@ def inherit_aggregations_along_lineage(columns: pl.DataFrame, lineage: pl.DataFr
     measure over a fact's `@Aggregation.default: SUM` column is summed too), through any depth."""
     keys = ["space", "name", "column"]
     upstream = ["upstream_space", "upstream_name", "upstream_column"]
-    links = lineage.filter(pl.col("transform").is_in(INFERABLE_TRANSFORMS)).unique(
-        keys, keep="first", maintain_order=True
-    )
+    links: pl.DataFrame | None = None  # made once a measure lacks an aggregation (most tenants: never)
     for _ in range(_MAX_TYPE_DEPTH):
         missing = columns.filter((pl.col("semantic_role") == "measure") & pl.col("aggregation").is_null())
         if missing.is_empty():
             break
+        links = _inferable_links(lineage) if links is None else links
         known = columns.filter(pl.col("aggregation").is_not_null()).select(
             *[pl.col(k).alias(u) for k, u in zip(keys, upstream, strict=True)], _aggregation="aggregation"
         )
