@@ -310,9 +310,8 @@ def _format_validation_error(exc: ValidationError, origin: str) -> str:
         elif err["type"] == "union_tag_invalid":
             problems.append(f"'{loc}': {err['msg']}")
         else:
-            message = err["msg"].removeprefix(
-                "Value error, "
-            )  # a validator's own sentence, without the label
+            # A validator's own sentence, without pydantic's label.
+            message = err["msg"].removeprefix("Value error, ")
             problems.append(f"key '{loc}': {message}")
     return f"{origin}: " + "; ".join(problems) + "."
 
