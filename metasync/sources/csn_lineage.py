@@ -229,9 +229,22 @@ def _query_columns(
     _add_sources(select.get("from"), scope, associations)
     columns: dict[str, list[Upstream]] = {}
     entries = select.get("columns")
+    sources = scope.sources
     for entry in entries or []:
-        if not isinstance(entry, dict):
+        if entry.__class__ is not dict:
             continue
+        # Fast path for the bulk of columns: `{"ref": [alias, column]}`, optionally with `as`, from a table or
+        # view source (what `_column_upstreams` gives them, without its general machinery).
+        ref = entry.get("ref")
+        if ref.__class__ is list and len(ref) == 2 and len(entry) <= 2 and (len(entry) == 1 or "as" in entry):
+            head, tail = ref
+            source = sources.get(head) if head.__class__ is str and tail.__class__ is str else None
+            if source.__class__ is tuple and head not in _SELF:
+                column = entry.get("as") or tail
+                if column.__class__ is str:
+                    step = "direct" if tail == column else "renamed"
+                    columns[column] = [Upstream(source[0], source[1], tail, step)]  # type: ignore[index]
+                    continue
         column = _column_name(entry)
         found = _column_upstreams(entry, column, scope) if column else None
         if column and found is not None:
@@ -316,11 +329,9 @@ def column_lineage_rows(definition: dict[str, Any], resolve: Resolve) -> list[Ro
     and attributes take lineage from it, any other column from the query. Tables give no rows.
     """
     associations = _own_associations(definition)
-    elements = {
-        name: element
-        for name, element in (definition.get("elements") or {}).items()
-        if name not in associations
-    }
+    elements: dict[str, Any] = definition.get("elements") or {}
+    if associations:
+        elements = {name: element for name, element in elements.items() if name not in associations}
     query = query_of(definition)
     columns = _query_columns(query, elements, associations, resolve).columns if query else {}
     business_layer = definition.get("$businessLayer")
@@ -330,5 +341,5 @@ def column_lineage_rows(definition: dict[str, Any], resolve: Resolve) -> list[Ro
     for name, upstreams in columns.items():
         for up in upstreams:
             if up.space is not None:
-                rows[(name, up.space, up.name, up.column, up.transform)] = None
+                rows[(name, *up)] = None  # type: ignore[index]
     return list(rows)
