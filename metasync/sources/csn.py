@@ -62,6 +62,8 @@ def annotation(value: Any) -> Any:
 
 
 def _text(value: Any) -> str | None:
+    if value.__class__ is str:  # the common case, first
+        return value  # type: ignore[no-any-return]
     value = annotation(value)
     if value is None or isinstance(value, (dict, list)):
         return None
@@ -97,8 +99,8 @@ class _Doc:
 
     def label(self, value: Any) -> str | None:
         text = _text(value)
-        if text is None:
-            return None
+        if text is None or not text.startswith("{i18n>"):
+            return text
         match = _I18N.match(text)
         if match and match.group(1) in self.texts:
             return self.texts[match.group(1)]
@@ -501,7 +503,17 @@ def _prepare(document: CsnDocument, language: str) -> _Doc:
     )
 
 
-ELEMENT_FIELDS = ("type", "length", "precision", "scale", "key", "notNull", "@EndUserText.label")
+# The fields every element is read for, with the types they are read as (a value of another JSON type becomes
+# its text, or null where no number or boolean can be made of it).
+ELEMENT_FIELDS: dict[str, type[pl.DataType]] = {
+    "type": pl.Utf8,
+    "length": pl.Int64,
+    "precision": pl.Int64,
+    "scale": pl.Int64,
+    "key": pl.Boolean,
+    "notNull": pl.Boolean,
+    "@EndUserText.label": pl.Utf8,
+}
 # Keys whose presence sends an element through the per-element path: rare annotations and structured types.
 RARE_ELEMENT_KEYS = frozenset(
     {
@@ -728,6 +740,59 @@ def _with_asset_ids(frame: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(assets["space"].gather(rows), assets["name"].gather(rows))
 
 
+def _common_fields(values: list[dict[str, Any]]) -> pl.DataFrame:
+    """The `ELEMENT_FIELDS` of every element, one column each.
+
+    Polars reads the dicts itself (no per-element Python) when every value fits its column's type; a value that
+    does not (a type given as `{"ref": ...}`, a label as `{"#": ...}`, a key as `"true"`) makes it refuse the
+    whole list, and the fields are then gathered in Python, where such values become text or null.
+    """
+    try:
+        return pl.from_dicts(values, schema=ELEMENT_FIELDS, strict=False)
+    except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError, TypeError, OverflowError):
+        return _common_fields_in_python(values)
+
+
+def _common_fields_in_python(values: list[dict[str, Any]]) -> pl.DataFrame:
+    """`_common_fields` for any JSON values: each field's values made a Series with `strict=False`."""
+    # One pass touching each element once (far better memory locality than one pass per field).
+    rows = [
+        (
+            v.get("type"),
+            v.get("length"),
+            v.get("precision"),
+            v.get("scale"),
+            v.get("key"),
+            v.get("notNull"),
+            v.get("@EndUserText.label"),
+        )
+        for v in values
+    ]
+    columns = zip(*rows, strict=True) if rows else [()] * len(ELEMENT_FIELDS)
+    return pl.DataFrame(
+        [
+            _lenient_series(name, list(column), dtype)
+            for (name, dtype), column in zip(ELEMENT_FIELDS.items(), columns, strict=True)
+        ]
+    )
+
+
+def _lenient_series(name: str, values: list[Any], dtype: type[pl.DataType]) -> pl.Series:
+    """A Series of `dtype` from JSON values of any type. Polars converts what it can (`strict=False`); when
+    lists or objects keep it from building the Series at all, those become their JSON text in a text column and
+    null in any other."""
+    try:
+        return pl.Series(name, values, dtype=dtype, strict=False)
+    except (TypeError, OverflowError, pl.exceptions.PolarsError):
+        pass
+    nested = (list, dict)
+    if dtype == pl.Utf8:
+        values = [orjson.dumps(v).decode() if isinstance(v, nested) else v for v in values]
+    else:
+        values = [None if isinstance(v, nested) else v for v in values]
+    return pl.Series(name, values, dtype=dtype, strict=False)
+
+
 def _element_frame(
     elements: _Elements,
     resolver: _TypeResolver,
@@ -751,33 +816,17 @@ def _element_frame(
         i = next(i for i, v in enumerate(values) if not isinstance(v, dict))
         raise invalid(i, f"its element '{elements.names[i]}' is not an object")
     n = len(values)
-    # One pass touching each element once (far better memory locality than one pass per field).
-    fields = [
-        (
-            v.get("type"),
-            v.get("length"),
-            v.get("precision"),
-            v.get("scale"),
-            v.get("key"),
-            v.get("notNull"),
-            v.get("@EndUserText.label"),
-        )
-        for v in values
-    ]
-    get = dict(
-        zip(ELEMENT_FIELDS, zip(*fields, strict=True) if fields else [()] * len(ELEMENT_FIELDS), strict=True)
-    )
-    del fields
+    common = _common_fields(values)
     series: dict[str, pl.Series] = {
         "_asset_row": pl.Series(elements.owner, dtype=pl.UInt32),
         "column": pl.Series(elements.names, dtype=pl.Utf8),
-        "source_type": pl.Series(get["type"], dtype=pl.Utf8, strict=False),
-        "length": pl.Series(get["length"], dtype=pl.Int64, strict=False),
-        "precision": pl.Series(get["precision"], dtype=pl.Int64, strict=False),
-        "scale": pl.Series(get["scale"], dtype=pl.Int64, strict=False),
-        "is_key": pl.Series(get["key"], dtype=pl.Boolean, strict=False).fill_null(False),
-        "not_null": pl.Series(get["notNull"], dtype=pl.Boolean, strict=False).fill_null(False),
-        "business_name": pl.Series(get["@EndUserText.label"], dtype=pl.Utf8, strict=False),
+        "source_type": common["type"],
+        "length": common["length"],
+        "precision": common["precision"],
+        "scale": common["scale"],
+        "is_key": common["key"].fill_null(False),
+        "not_null": common["notNull"].fill_null(False),
+        "business_name": common["@EndUserText.label"],
         "description": pl.Series([None] * n, dtype=pl.Utf8),
         "semantic_role": pl.repeat("attribute", n, dtype=pl.Utf8, eager=True),
         "aggregation": pl.Series([None] * n, dtype=pl.Utf8),

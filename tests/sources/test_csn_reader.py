@@ -8,10 +8,14 @@ from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from metasync.config import CsnSourceConfig
 from metasync.errors import ConfigError, SourceError
-from metasync.sources.csn import CsnDocument, CsnSource, annotation, read_documents
+from metasync.sources import csn as csn_reader
+from metasync.sources.csn import ELEMENT_FIELDS, CsnDocument, CsnSource, annotation, read_documents
 
 
 def csn(**definitions: Any) -> dict[str, Any]:
@@ -554,3 +558,77 @@ def test_calculated_measures_are_numeric_when_their_operands_are() -> None:
     assert (cols["WEIGHTED"]["source_type"], cols["WEIGHTED"]["precision"]) == ("cds.Double", None)
     # an operand that is text means the result is not known to be numeric: it falls back, with a warning
     assert cols["FLAG"]["type_origin"] == "fallback"
+
+
+# Any JSON value an element field may hold, odd ones included (the reader is told nothing about their types).
+_json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),  # what orjson reads
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
+    st.sampled_from(["cds.String", "cds.Decimal", "10", "true", "{i18n>LABEL}"]),
+)
+_json_values = st.recursive(
+    _json_scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=2), st.dictionaries(st.sampled_from(["#", "=", "ref"]), inner, max_size=2)
+    ),
+    max_leaves=4,
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.lists(
+        st.dictionaries(st.sampled_from([*ELEMENT_FIELDS, "other"]), _json_values, max_size=4),
+        min_size=1,
+        max_size=6,
+    ),
+    st.booleans(),
+)
+def test_elements_read_alike_whether_polars_or_python_gathers_their_fields(
+    elements: list[dict[str, Any]], plain: bool
+) -> None:
+    """Polars gathers the common element fields itself when every value fits (real exports); otherwise Python
+    does, where any JSON value (a type given as a list, a label as an object, a number too large) becomes text
+    or null instead of failing. Either way the same documents give the same columns."""
+    if plain:  # the shapes real exports have, so the compiled path is taken
+        elements = [
+            {
+                k: (
+                    True
+                    if k in ("key", "notNull")
+                    else 10
+                    if k in ("length", "precision", "scale")
+                    else str(v)
+                )
+                for k, v in e.items()
+            }
+            for e in elements
+        ]
+    document = CsnDocument(
+        origin="odd.json",
+        space="S",
+        payload={
+            "definitions": {
+                "T": {"kind": "entity", "elements": {f"C{i}": e for i, e in enumerate(elements)}},
+            }
+        },
+    )
+
+    def read() -> pl.DataFrame | str:
+        try:
+            return read_documents([document]).columns
+        except SourceError as exc:  # a type that is no CSN type reference: named, both ways alike
+            return exc.message
+
+    compiled = read()
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(csn_reader, "_common_fields", csn_reader._common_fields_in_python)
+        in_python = read()
+    if isinstance(compiled, str) or isinstance(in_python, str):
+        assert compiled == in_python
+        return
+    assert_frame_equal(compiled, in_python)
+    assert compiled["column"].to_list() == [f"C{i}" for i in range(len(elements))]
