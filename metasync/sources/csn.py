@@ -513,13 +513,14 @@ ELEMENT_FIELDS: dict[str, type[pl.DataType]] = {
     "key": pl.Boolean,
     "notNull": pl.Boolean,
     "@EndUserText.label": pl.Utf8,
+    "@EndUserText.quickInfo": pl.Utf8,
 }
 # Keys whose presence sends an element through the per-element path: rare annotations and structured types.
 RARE_ELEMENT_KEYS = frozenset(
     {
         "@Common.Label",
         "@title",
-        *DESCRIPTION_KEYS,
+        *(key for key in DESCRIPTION_KEYS if key not in ELEMENT_FIELDS),
         "@AnalyticsDetails.measureType",
         "@Analytics.measure",
         "@Aggregation.default",
@@ -765,6 +766,7 @@ def _common_fields_in_python(values: list[dict[str, Any]]) -> pl.DataFrame:
             v.get("key"),
             v.get("notNull"),
             v.get("@EndUserText.label"),
+            v.get("@EndUserText.quickInfo"),
         )
         for v in values
     ]
@@ -827,22 +829,29 @@ def _element_frame(
         "is_key": common["key"].fill_null(False),
         "not_null": common["notNull"].fill_null(False),
         "business_name": common["@EndUserText.label"],
-        "description": pl.Series([None] * n, dtype=pl.Utf8),
+        "description": common["@EndUserText.quickInfo"],
         "semantic_role": pl.repeat("attribute", n, dtype=pl.Utf8, eager=True),
         "aggregation": pl.Series([None] * n, dtype=pl.Utf8),
         "type_origin": pl.repeat("declared", n, dtype=pl.Utf8, eager=True),
         "glue_type_hint": pl.Series([None] * n, dtype=pl.Utf8),
     }
-    # Which rows need Python: non-`cds.` or association types, rare keys, labels that are not plain text
-    # (a `strict=False` Series turns objects into text starting with `{`, like i18n placeholders).
-    source_type, label_text = series["source_type"], series["business_name"]
+    # Which rows need Python: non-`cds.` or association types, rare keys, labels and descriptions that are not
+    # plain text (objects read as text start with `{`, like i18n placeholders; numbers and booleans are written
+    # as Python writes them).
+    source_type = series["source_type"]
     odd_type = (
         source_type.is_null() | ~source_type.str.starts_with("cds.") | source_type.is_in(ASSOCIATION_TYPES)
     ).arg_true()
     rare = pl.Series(list(map(RARE_ELEMENT_KEYS.isdisjoint, values)), dtype=pl.Boolean).not_().arg_true()
-    odd_label = (
-        label_text.str.starts_with("{") | label_text.str.contains(r"^-?\d+(\.\d+)?$|^(true|false)$")
-    ).arg_true()
+    odd_text = {
+        text_field: (
+            text.str.starts_with("{") | text.str.contains(r"^-?\d+(\.\d+)?$|^(true|false)$")
+        ).arg_true()
+        for text_field, text in (
+            ("business_name", series["business_name"]),
+            ("description", series["description"]),
+        )
+    }
     i18n_rows = [i for start, end, _ in elements.i18n_ranges for i in range(start, end)]
 
     patch: dict[str, dict[int, Any]] = {
@@ -909,13 +918,13 @@ def _element_frame(
             text_refs.add((owners[i], _text(element["@ObjectModel.text.association"])))
         if "@ObjectModel.foreignKey.association" in element:
             fk_refs.add((owners[i], _text(element["@ObjectModel.foreignKey.association"])))
-    for i in sorted(set(odd_label.to_list()) | set(i18n_rows)):
-        if i not in patch["business_name"]:
-            element = values[i]
-            doc = owner_doc[owners[i]]
-            patch["business_name"][i] = next(
-                (doc.label(element[k]) for k in LABEL_KEYS if k in element), None
-            )
+    for text_field, keys in (("business_name", LABEL_KEYS), ("description", DESCRIPTION_KEYS)):
+        patched = patch[text_field]
+        for i in sorted(set(odd_text[text_field].to_list()) | set(i18n_rows)):
+            if i not in patched:
+                element = values[i]
+                doc = owner_doc[owners[i]]
+                patched[i] = next((doc.label(element[k]) for k in keys if k in element), None)
 
     for name, changes in patch.items():
         if changes:

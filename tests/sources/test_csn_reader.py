@@ -581,7 +581,9 @@ _json_values = st.recursive(
 @settings(max_examples=120, deadline=None)
 @given(
     st.lists(
-        st.dictionaries(st.sampled_from([*ELEMENT_FIELDS, "other"]), _json_values, max_size=4),
+        st.dictionaries(
+            st.sampled_from([*ELEMENT_FIELDS, "@description", "other"]), _json_values, max_size=4
+        ),
         min_size=1,
         max_size=6,
     ),
