@@ -504,14 +504,15 @@ def _prepare(document: CsnDocument, language: str) -> _Doc:
 
 
 # The fields every element is read for, with the types they are read as (a value of another JSON type becomes
-# its text, or null where no number or boolean can be made of it).
+# its text, or null where no number can be made of it). The flags are read as text: Polars and Python turn
+# other values into booleans by different rules, while both write `true` for true (see `_flag`).
 ELEMENT_FIELDS: dict[str, type[pl.DataType]] = {
     "type": pl.Utf8,
     "length": pl.Int64,
     "precision": pl.Int64,
     "scale": pl.Int64,
-    "key": pl.Boolean,
-    "notNull": pl.Boolean,
+    "key": pl.Utf8,
+    "notNull": pl.Utf8,
     "@EndUserText.label": pl.Utf8,
     "@EndUserText.quickInfo": pl.Utf8,
 }
@@ -741,6 +742,12 @@ def _with_asset_ids(frame: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(assets["space"].gather(rows), assets["name"].gather(rows))
 
 
+def _flag(text: pl.Series) -> pl.Series:
+    """A CSN flag (`key`, `notNull`) read as text: set when the value is `true` (or the text "true" in any case);
+    numbers, other texts, objects and a missing value leave it unset, whichever way the fields were read."""
+    return (text.str.to_lowercase() == "true").fill_null(False)
+
+
 def _common_fields(values: list[dict[str, Any]]) -> pl.DataFrame:
     """The `ELEMENT_FIELDS` of every element, one column each.
 
@@ -826,8 +833,8 @@ def _element_frame(
         "length": common["length"],
         "precision": common["precision"],
         "scale": common["scale"],
-        "is_key": common["key"].fill_null(False),
-        "not_null": common["notNull"].fill_null(False),
+        "is_key": _flag(common["key"]),
+        "not_null": _flag(common["notNull"]),
         "business_name": common["@EndUserText.label"],
         "description": common["@EndUserText.quickInfo"],
         "semantic_role": pl.repeat("attribute", n, dtype=pl.Utf8, eager=True),
@@ -836,8 +843,8 @@ def _element_frame(
         "glue_type_hint": pl.Series([None] * n, dtype=pl.Utf8),
     }
     # Which rows need Python: non-`cds.` or association types, rare keys, labels and descriptions that are not
-    # plain text (objects read as text start with `{`, like i18n placeholders; numbers and booleans are written
-    # as Python writes them).
+    # plain text (objects and lists read as text start with `{` or `[`, like i18n placeholders; numbers and
+    # booleans are written again as Python writes them).
     source_type = series["source_type"]
     odd_type = (
         source_type.is_null() | ~source_type.str.starts_with("cds.") | source_type.is_in(ASSOCIATION_TYPES)
@@ -845,7 +852,7 @@ def _element_frame(
     rare = pl.Series(list(map(RARE_ELEMENT_KEYS.isdisjoint, values)), dtype=pl.Boolean).not_().arg_true()
     odd_text = {
         text_field: (
-            text.str.starts_with("{") | text.str.contains(r"^-?\d+(\.\d+)?$|^(true|false)$")
+            text.str.contains(r"^[{\[]|^-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^(true|false|NaN|-?inf)$")
         ).arg_true()
         for text_field, text in (
             ("business_name", series["business_name"]),

@@ -634,3 +634,43 @@ def test_elements_read_alike_whether_polars_or_python_gathers_their_fields(
         return
     assert_frame_equal(compiled, in_python)
     assert compiled["column"].to_list() == [f"C{i}" for i in range(len(elements))]
+
+
+@pytest.mark.parametrize(
+    "neighbour", [{}, {"@EndUserText.label": {"#": "odd"}}], ids=["alone", "odd neighbour"]
+)
+def test_flags_texts_and_numbers_read_the_same_whatever_the_other_elements(neighbour: dict[str, Any]) -> None:
+    """How an element's fields read depends on the element alone: the same values give the same columns
+    whether or not another element of the file holds a value only Python can read."""
+    elements = {
+        "FLAG_TRUE": {"type": "cds.String", "key": True, "notNull": True},
+        "FLAG_TEXT": {"type": "cds.String", "key": "true", "notNull": "TRUE"},
+        "FLAG_TWO": {"type": "cds.String", "key": 2, "notNull": 0.5},
+        "FLAG_ONE_TEXT": {"type": "cds.String", "key": "1", "notNull": 1},
+        "FLAG_FALSE": {"type": "cds.String", "key": False, "notNull": None},
+        "LIST_TEXTS": {"type": "cds.String", "@EndUserText.quickInfo": ["a"], "@EndUserText.label": []},
+        "SMALL": {"type": "cds.String", "@EndUserText.quickInfo": 1e-7, "@EndUserText.label": 1e16},
+        "BRACKETED": {
+            "type": "cds.String",
+            "@EndUserText.quickInfo": "[draft] net",
+            "@EndUserText.label": "[x]",
+        },
+        "NEIGHBOUR": {"type": "cds.String", **neighbour},
+    }
+    columns = read_documents(
+        [CsnDocument("f.json", "S", {"definitions": {"T": {"kind": "entity", "elements": elements}}})]
+    ).columns
+    rows = {row["column"]: row for row in columns.iter_rows(named=True)}
+    flags = {
+        name: (rows[name]["is_key"], rows[name]["not_null"]) for name in elements if name.startswith("FLAG")
+    }
+    assert flags == {
+        "FLAG_TRUE": (True, True),
+        "FLAG_TEXT": (True, True),
+        "FLAG_TWO": (False, False),
+        "FLAG_ONE_TEXT": (False, False),
+        "FLAG_FALSE": (False, False),
+    }
+    assert (rows["LIST_TEXTS"]["description"], rows["LIST_TEXTS"]["business_name"]) == (None, None)
+    assert (rows["SMALL"]["description"], rows["SMALL"]["business_name"]) == (str(1e-7), str(1e16))
+    assert (rows["BRACKETED"]["description"], rows["BRACKETED"]["business_name"]) == ("[draft] net", "[x]")
