@@ -236,7 +236,7 @@ def _query_columns(
     entries = select.get("columns")
     sources = scope.sources
     for entry in entries or []:
-        if entry.__class__ is not dict:
+        if not isinstance(entry, dict):
             continue
         # Fast path for the bulk of columns: `{"ref": [alias, column]}`, optionally with `as`, from a table or
         # view source (what `_column_upstreams` gives them, without its general machinery).
@@ -246,9 +246,10 @@ def _query_columns(
             source = sources.get(head) if head.__class__ is str and tail.__class__ is str else None
             if source.__class__ is tuple and head not in _SELF:
                 column = entry.get("as") or tail
-                if column.__class__ is str:
+                if column and column.__class__ is str:  # an empty name is no column (the general path agrees)
+                    space, name = source
                     step = "direct" if tail == column else "renamed"
-                    columns[column] = [_new_upstream((*source, tail, step))]
+                    columns[column] = [_new_upstream((space, name, tail, step))]
                     continue
         column = _column_name(entry)
         found = _column_upstreams(entry, column, scope) if column else None

@@ -298,3 +298,29 @@ def test_corpus_four_level_join_lists_both_sources(corpus_path: Path) -> None:
     }
     elements = [e for e, spec in definition["elements"].items() if spec.get("type") != "cds.Association"]
     assert {column for column, *_ in rows} == set(elements)
+
+
+@pytest.mark.parametrize("alias", [None, "", 0, False, []])
+def test_a_column_whose_name_is_empty_has_no_lineage(alias: object) -> None:
+    """`{"ref": ["A", ""]}` names no column, whatever (falsy) `as` it carries; plain references beside it do."""
+    entry: dict = {"ref": ["A", ""]}
+    if alias is not None:
+        entry["as"] = alias
+    definition = view({"from": {"ref": ["S"], "as": "A"}, "columns": [entry, {"ref": ["A", "X"], "as": "Y"}]})
+    assert column_lineage_rows(definition, resolve) == [("Y", "SP", "S", "X", "renamed")]
+
+
+def test_column_entries_may_be_dict_subclasses() -> None:
+    """Payloads built by callers (not parsed by orjson) may hold OrderedDicts; they read like dicts."""
+    from collections import OrderedDict
+
+    definition = view(
+        {
+            "from": {"ref": ["S"], "as": "A"},
+            "columns": [OrderedDict(ref=["A", "X"]), OrderedDict(ref=["A", "Z"])],
+        }
+    )
+    assert by_column(column_lineage_rows(definition, resolve)) == {
+        "X": {("S", "X", "direct")},
+        "Z": {("S", "Z", "direct")},
+    }
