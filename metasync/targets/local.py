@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ def _shape_problem(data: dict[str, Any]) -> str | None:
     """What makes a catalog file's JSON unusable as a table or database definition (None when usable)."""
     parameters = data.get("Parameters")
     if parameters is not None and not (
-        isinstance(parameters, dict) and all(isinstance(v, str) for v in parameters.values())
+        isinstance(parameters, dict) and all(map(isinstance, parameters.values(), repeat(str)))
     ):
         return "Parameters is not an object of texts"
     for key in ("Name", "Description"):
@@ -63,7 +64,9 @@ def _shape_problem(data: dict[str, Any]) -> str | None:
     if not isinstance(descriptor, dict):
         return "StorageDescriptor is not an object"
     columns = descriptor.get("Columns")
-    if columns is not None and not (isinstance(columns, list) and all(isinstance(c, dict) for c in columns)):
+    if columns is not None and not (
+        isinstance(columns, list) and all(map(isinstance, columns, repeat(dict)))
+    ):
         return "StorageDescriptor.Columns is not a list of objects"
     return None
 
@@ -127,7 +130,7 @@ class LocalTarget:
                 f"target.path {self.root} cannot be created: {existing} is a file, not a folder."
             )
         db_rows: list[dict[str, Any]] = []
-        table_rows: list[dict[str, Any]] = []
+        tables: dict[str, list[Any]] = {name: [] for name in TABLE_STATE_COLUMNS}
         for database in sorted(set(databases)):
             self.calls.add("GetDatabase")
             db_file = self._database_file(database)
@@ -146,27 +149,29 @@ class LocalTarget:
             if not folder.is_dir():
                 continue
             self.calls.add("GetTables")
-            for path in sorted(folder.glob("*.json")):
+            # Names sorted as texts: sorting 100,000 Path objects costs half a second of comparisons.
+            for file_name in sorted(name for name in os.listdir(folder) if name.endswith(".json")):
+                path = folder / file_name
                 table = self._read_json(path)
                 params = table.get("Parameters") or {}
                 managed = params.get("metasync:managed") == "true"
-                table_rows.append(
-                    {
-                        "glue_database": database,
-                        "glue_table": table.get("Name") if isinstance(table.get("Name"), str) else path.stem,
-                        "managed": managed,
-                        "space": params.get("metasync:space") if managed else None,
-                        "name": params.get("metasync:name") if managed else None,
-                        "hash": params.get("metasync:hash") if managed else None,
-                        "description": table.get("Description"),
-                        "version_id": None,
-                        "definition": orjson.dumps(table, option=orjson.OPT_SORT_KEYS).decode(),
-                        "schema": column_signature(table),
-                    }
-                )
+                name = table.get("Name")
+                tables["glue_database"].append(database)
+                tables["glue_table"].append(name if isinstance(name, str) else path.stem)
+                tables["managed"].append(managed)
+                tables["space"].append(params.get("metasync:space") if managed else None)
+                tables["name"].append(params.get("metasync:name") if managed else None)
+                tables["hash"].append(params.get("metasync:hash") if managed else None)
+                tables["description"].append(table.get("Description"))
+                tables["version_id"].append(None)
+                # Kept as bytes: Polars takes 656 MB of JSON at 100,000 tables faster from bytes than from str.
+                tables["definition"].append(orjson.dumps(table, option=orjson.OPT_SORT_KEYS))
+                tables["schema"].append(column_signature(table))
         return TargetState(
             databases=pl.DataFrame(db_rows, schema=DATABASE_STATE_COLUMNS),
-            tables=pl.DataFrame(table_rows, schema=TABLE_STATE_COLUMNS),
+            tables=pl.DataFrame(tables, schema=TABLE_STATE_COLUMNS | {"definition": pl.Binary}).with_columns(
+                pl.col("definition").cast(pl.Utf8)
+            ),
         )
 
     # ------------------------------------------------------------------ writes
