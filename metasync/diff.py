@@ -61,33 +61,22 @@ def _schema_of_json(table_json: pl.Expr) -> pl.Expr:
     )
 
 
-def column_signatures(columns: pl.DataFrame, assets: pl.DataFrame) -> pl.DataFrame:
-    """`space`, `name`, `_desired_schema`: the `column_signature` of the columns metasync writes for each of
-    `assets` (from the mapped columns: names and types in definition order, as in the TableInput)."""
-    wanted = columns.lazy().join(assets.lazy().select("space", "name"), on=["space", "name"], how="semi")
-    return (
-        wanted.select(
-            "space", "name", "ordinal", _entry=pl.concat_str(["glue_column", "glue_type"], separator="\x1f")
-        )
-        .group_by("space", "name", maintain_order=True)
-        .agg(_desired_schema=pl.col("_entry").sort_by("ordinal").str.join("\x1e"))
-        .collect()
-    )
-
-
-def schema_edited_in_target(
-    desired: pl.DataFrame, state: TargetState, columns: pl.DataFrame | None = None
-) -> pl.DataFrame:
+def schema_edited_in_target(desired: pl.DataFrame, state: TargetState) -> pl.DataFrame:
     """The managed tables (`glue_database`, `glue_table`) whose stored hash matches the desired one, so the
     source did not change, but whose columns in the target differ from what metasync wrote: the target was
     edited there (a column dropped, added, renamed or retyped in the console).
 
-    The target's columns come from the state (`schema`); the desired ones from the mapped `columns` when given
-    (cheap), else from the TableInput texts."""
+    The target's columns come from the state (`schema`); the desired ones from the `column_signature` that
+    `table_inputs` makes, else (desired rows built by hand) from the TableInput texts."""
     keys = ["glue_database", "glue_table"]
+    # Only the columns compared: the TableInput texts (desired and current) are as large as the catalog.
+    signature = "column_signature" if "column_signature" in desired.columns else "table_input"
+    current = current_tables(state).select(
+        *keys, "_managed", "_hash", "_owner_space", "_owner_name", "_schema"
+    )
     same = (
-        desired.select("space", "name", *keys, "hash", "table_input")
-        .join(current_tables(state), on=keys, how="inner")
+        desired.select("space", "name", *keys, "hash", signature)
+        .join(current, on=keys, how="inner")
         .filter(
             pl.col("_managed")
             & (pl.col("_hash") == pl.col("hash"))
@@ -97,13 +86,12 @@ def schema_edited_in_target(
     )
     if same.is_empty():
         return same.select(keys)
-    if columns is not None:
-        same = same.join(
-            column_signatures(columns, same), on=["space", "name"], how="left", maintain_order="left"
-        ).with_columns(pl.col("_desired_schema").fill_null(""))
-    else:
-        same = same.with_columns(_desired_schema=_schema_of_json(pl.col("table_input")))
-    return same.filter(pl.col("_desired_schema").ne_missing(pl.col("_schema"))).select(keys)
+    desired_schema = (
+        pl.col("column_signature")
+        if signature == "column_signature"
+        else _schema_of_json(pl.col("table_input"))
+    )
+    return same.filter(desired_schema.ne_missing(pl.col("_schema"))).select(keys)
 
 
 def diff_tables(

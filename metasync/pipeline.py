@@ -507,7 +507,7 @@ def _diff_rows(
 ) -> pl.DataFrame:
     """One row per asset with its action against the target: diff, conflicts (resolved by strategy),
     duplicates held, quarantined rows."""
-    edited = schema_edited_in_target(desired, state, columns)
+    edited = schema_edited_in_target(desired, state)
     diffed = diff_tables(desired, state, edited)
     conflicts = detect_conflicts(desired, state, cfg.conflicts, edited)
     audit.add_frame(conflict_events(conflicts))

@@ -29,7 +29,8 @@ import polars as pl
 
 def column_signature(table: dict[str, Any]) -> str:
     """A table's columns (names and types, in order) as one text, to tell whether they were changed in the
-    target; the same text as `mapping.column_signatures` makes of the columns metasync writes."""
+    target; the same text as the `column_signature` that `mapping.table_inputs` makes of the columns metasync
+    writes."""
     columns = (table.get("StorageDescriptor") or {}).get("Columns") or []
     return "\x1e".join(f"{c.get('Name') or ''}\x1f{c.get('Type') or ''}" for c in columns)
 

@@ -272,3 +272,21 @@ def test_table_inputs_of_an_asset_listed_twice_do_not_repeat_its_columns(sales_f
     assert table_inputs(*keyed).equals(whole)
     assert whole.height == twice.height
     assert whole["table_input"][0] == whole["table_input"][-1]
+
+
+def test_column_signature_is_the_one_the_target_reads_back_from_the_table_input(sales_frames) -> None:
+    """`schema_edited_in_target` compares the signature made here with the one the target makes of the table it
+    holds: for a table written from this TableInput they must be the same text, column order included, and
+    empty for a table without columns."""
+    import orjson
+
+    from metasync.targets.base import column_signature
+
+    assets, columns = sales_frames
+    reordered = columns.sample(fraction=1.0, shuffle=True, seed=7)  # ordinal, not row order, decides
+    no_columns = assets.head(1).with_columns(name=pl.lit("EMPTY"), glue_table=pl.lit("empty"))
+    built = table_inputs(pl.concat([assets, no_columns]), reordered)
+    read_back = [column_signature(orjson.loads(text)) for text in built["table_input"]]
+    assert built["column_signature"].to_list() == read_back
+    assert built["column_signature"][-1] == ""
+    assert all(built["column_signature"][:-1])
