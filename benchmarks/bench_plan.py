@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -254,6 +255,15 @@ def stage(config_path: Path) -> dict[str, Any]:
     }
 
 
+def audit_counts(stdout: str) -> dict[str, int] | None:
+    """The counts of the run whose CLI output is `stdout`, from the summary in the audit folder it names."""
+    found = re.search(r"audit: (\S+)", stdout)
+    if not found:
+        return None
+    summary: dict[str, Any] = orjson.loads((Path(found.group(1)) / "summary.json").read_bytes())
+    return summary["counts"]
+
+
 # ------------------------------------------------------------------ driver
 def stage_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The stage's runs (each in a fresh process) summed up: medians of both timings and of the speed-ups, the
@@ -268,7 +278,7 @@ def stage_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def bench(size: int, stage_runs: int = 1) -> dict[str, Any]:
+def bench(size: int, stage_runs: int = 1, steady_state: bool = True) -> dict[str, Any]:
     folder = tenant(size)
     config = write_config(size, folder)
     shutil.rmtree(OUT / f"catalog_{size}", ignore_errors=True)
@@ -285,6 +295,11 @@ def bench(size: int, stage_runs: int = 1) -> dict[str, Any]:
     for _ in range(stage_runs):
         run = run_measured([*me, "stage", str(config)])
         stages.append(orjson.loads(run["stdout"]) if run["rc"] == 0 else {"error": run["stderr"]})
+    if steady_state:
+        # A sync into an empty catalog, then the plan a scheduler runs next: every table exists and is unchanged.
+        shutil.rmtree(OUT / f"catalog_{size}", ignore_errors=True)
+        sync_run = run_measured([metasync, "sync", "-c", str(config), "--env", ENV])
+        replan_run = run_measured([metasync, "plan", "-c", str(config), "--env", ENV])
     counts = orjson.loads((folder / ".complete").read_text())
     result = {
         "size": size,
@@ -295,6 +310,10 @@ def bench(size: int, stage_runs: int = 1) -> dict[str, Any]:
         "plan_in_process": {k: v for k, v in in_process_run.items() if k not in ("stdout",)},
         "stage": stage_summary(stages),
     }
+    if steady_state:
+        result["sync"] = {k: v for k, v in sync_run.items() if k != "stdout"}
+        result["replan"] = {k: v for k, v in replan_run.items() if k != "stdout"}
+        result["replan"]["counts"] = audit_counts(replan_run["stdout"])
     result["floor"].pop("stdout")
     result["columns_frame"] = {k: v for k, v in frame_run.items() if k not in ("stdout", "stderr")}
     result["columns_frame_over_floor"] = round(frame_run["wall_s"] / floor_run["wall_s"], 2)
@@ -321,6 +340,20 @@ def table(results: list[dict[str, Any]]) -> str:
             f"| {s.get('speedup', float('nan')):.0f}× "
             f"| assets {s.get('assets_agree', 0):.2%}, columns {s.get('columns_agree', 0):.2%} |"
         )
+    steady = [r for r in results if "sync" in r]
+    if steady:
+        lines += [
+            "",
+            "| assets | sync into an empty catalog s | sync exit | sync peak MiB "
+            "| plan against the synced catalog s | plan exit | plan peak MiB | unchanged |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in steady:
+            lines.append(
+                f"| {r['tenant']['assets']:,} | {r['sync']['wall_s']:.2f} | {r['sync']['rc']} "
+                f"| {r['sync']['peak_mib']:,.0f} | {r['replan']['wall_s']:.2f} | {r['replan']['rc']} "
+                f"| {r['replan']['peak_mib']:,.0f} | {(r['replan']['counts'] or {}).get('unchanged', 0):,} |"
+            )
     return "\n".join(lines)
 
 
@@ -338,11 +371,17 @@ def main() -> None:
         default=3,
         help="times the transform + validate stage and the baseline run, each in a fresh process (medians shown)",
     )
+    parser.add_argument(
+        "--no-steady-state",
+        dest="steady_state",
+        action="store_false",
+        help="skip the sync into an empty catalog and the plan against it that follows",
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     results = []
     for size in args.sizes:
-        results.append(bench(size, args.stage_runs))
+        results.append(bench(size, args.stage_runs, args.steady_state))
         sys.stderr.write(orjson.dumps(results[-1], option=orjson.OPT_INDENT_2).decode() + "\n")
     (OUT / "results.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     sys.stdout.write(table(results) + "\n")
