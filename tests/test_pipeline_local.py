@@ -575,3 +575,25 @@ def test_tables_written_in_small_slices_equal_those_written_at_once(
     tables = [name for name in at_once if Path(name).parent.name == "tables"]
     assert metasync.sync(yaml_path).summary["counts"]["created"] == len(tables) > 1
     assert {name: data for name, (data, _) in snapshot(catalog).items()} == at_once
+
+
+def test_a_table_folder_that_cannot_be_listed_stops_the_run_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading it as empty would plan its tables as new and never see them as stale: the run stops instead,
+    naming the folder."""
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A")})
+    settings = config(tmp_path, tmp_path / "src")
+    assert metasync.sync(settings).summary["counts"]["created"] == 1
+    before = snapshot(tmp_path / "catalog")
+    listdir = os.listdir
+
+    def refuse(path: Any) -> list[str]:
+        if Path(path).name == "tables":
+            raise PermissionError(13, "Permission denied", str(path))
+        return listdir(path)
+
+    monkeypatch.setattr(os, "listdir", refuse)
+    with pytest.raises(TargetError, match=r"table folder .*tables of the local catalog cannot be listed"):
+        metasync.sync(settings, delete_stale=True)
+    assert snapshot(tmp_path / "catalog") == before

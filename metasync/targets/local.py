@@ -166,7 +166,15 @@ class LocalTarget:
                 continue
             self.calls.add("GetTables")
             # Names sorted as texts: sorting 100,000 Path objects costs half a second of comparisons.
-            for file_name in sorted(name for name in os.listdir(folder) if name.endswith(".json")):
+            try:
+                names = os.listdir(folder)
+            except OSError as exc:
+                raise TargetError(
+                    f"the table folder {folder} of the local catalog cannot be listed: {exc.strerror}.",
+                    hint="Give this user read access to the folder; metasync writes nothing until it can see "
+                    "every table there.",
+                ) from exc
+            for file_name in sorted(name for name in names if name.endswith(".json")):
                 path = folder / file_name
                 table = self._read_json(path)
                 params = table.get("Parameters") or {}
