@@ -87,7 +87,7 @@ def schema_edited_in_target(desired: pl.DataFrame, state: TargetState) -> pl.Dat
     if same.is_empty():
         return same.select(keys)
     desired_schema = (
-        pl.col("column_signature")
+        pl.col("column_signature").fill_null("")
         if signature == "column_signature"
         else _schema_of_json(pl.col("table_input"))
     )
