@@ -597,3 +597,24 @@ def test_a_table_folder_that_cannot_be_listed_stops_the_run_before_writing(
     with pytest.raises(TargetError, match=r"table folder .*tables of the local catalog cannot be listed"):
         metasync.sync(settings, delete_stale=True)
     assert snapshot(tmp_path / "catalog") == before
+
+
+@pytest.mark.parametrize("link", ["database", "tables", "table file"])
+def test_a_symlink_in_the_catalog_never_leads_a_write_outside_it(tmp_path: Path, link: str) -> None:
+    """A catalog folder or table file that is a link to somewhere outside the catalog: metasync refuses to
+    write through it, and nothing outside changes."""
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A")})
+    settings = config(tmp_path, tmp_path / "src")
+    assert metasync.sync(settings).summary["counts"]["created"] == 1
+    catalog, outside = tmp_path / "catalog", tmp_path / "outside"
+    (table,) = (catalog / "s" / "tables").glob("*.json")
+    moved = {"database": catalog / "s", "tables": catalog / "s" / "tables", "table file": table}[link]
+    shutil.move(moved, outside)
+    moved.symlink_to(outside, target_is_directory=link != "table file")
+    before = snapshot(outside) if outside.is_dir() else {"": (outside.read_bytes(), outside.stat().st_mtime_ns)}
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A", "B")})  # the table must be updated
+
+    with pytest.raises(TargetError, match="refusing to write outside the local catalog"):
+        metasync.sync(settings)
+    after = snapshot(outside) if outside.is_dir() else {"": (outside.read_bytes(), outside.stat().st_mtime_ns)}
+    assert after == before

@@ -80,6 +80,7 @@ class LocalTarget:
     def __init__(self, config: LocalTargetConfig) -> None:
         self.root = Path(config.path)
         self.calls = CallCounter()
+        self._resolved: dict[Path, Path] = {}  # folders of the catalog with their links resolved, once a run
 
     def describe(self) -> str:
         return f"local catalog {self.root}"
@@ -93,9 +94,19 @@ class LocalTarget:
         path = (
             self.root / database / ("database.json" if table is None else f"tables/{_file_stem(table)}.json")
         )
-        if self.root.resolve() not in path.resolve().parents:
+        # Where the path really leads, links followed: its folder is resolved once (resolving every file's
+        # whole path took half of a sync's write time), the file itself only when it is a link.
+        resolved = path.resolve() if path.is_symlink() else self._resolve_folder(path.parent) / path.name
+        root = self._resolve_folder(self.root)
+        if resolved == root or not resolved.is_relative_to(root):
             raise TargetError(f"refusing to write outside the local catalog {self.root}: {path}.")
         return path
+
+    def _resolve_folder(self, folder: Path) -> Path:
+        found = self._resolved.get(folder)
+        if found is None:
+            found = self._resolved[folder] = folder.resolve()
+        return found
 
     def _database_file(self, database: str) -> Path:
         return self._inside(database)
