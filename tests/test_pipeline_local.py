@@ -611,10 +611,14 @@ def test_a_symlink_in_the_catalog_never_leads_a_write_outside_it(tmp_path: Path,
     moved = {"database": catalog / "s", "tables": catalog / "s" / "tables", "table file": table}[link]
     shutil.move(moved, outside)
     moved.symlink_to(outside, target_is_directory=link != "table file")
-    before = snapshot(outside) if outside.is_dir() else {"": (outside.read_bytes(), outside.stat().st_mtime_ns)}
+    before = (
+        snapshot(outside) if outside.is_dir() else {"": (outside.read_bytes(), outside.stat().st_mtime_ns)}
+    )
     write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A", "B")})  # the table must be updated
 
     with pytest.raises(TargetError, match="refusing to write outside the local catalog"):
         metasync.sync(settings)
-    after = snapshot(outside) if outside.is_dir() else {"": (outside.read_bytes(), outside.stat().st_mtime_ns)}
+    after = (
+        snapshot(outside) if outside.is_dir() else {"": (outside.read_bytes(), outside.stat().st_mtime_ns)}
+    )
     assert after == before
