@@ -380,7 +380,7 @@ def _run(
     target = make_target(cfg)
     reached.append(target)
     state = target.read_state(assets["glue_database"].unique().sort().to_list())
-    rows = _diff_rows(cfg, desired, state, assets, columns, quarantined, audit)
+    rows = _diff_rows(cfg, desired, state, assets, quarantined, audit)
 
     # Stale managed tables: only on request, only after a complete read, within the safety share.
     refused = False
@@ -501,7 +501,6 @@ def _diff_rows(
     desired: pl.DataFrame,
     state: TargetState,
     assets: pl.DataFrame,
-    columns: pl.DataFrame,
     quarantined: pl.DataFrame,
     audit: AuditLog,
 ) -> pl.DataFrame:
