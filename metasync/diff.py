@@ -7,7 +7,7 @@ import hashlib
 import orjson
 import polars as pl
 
-from metasync.targets.base import TargetState
+from metasync.targets.base import SIGNATURE_COLUMN_SEP, TargetState, signature_entry
 
 
 def content_hashes(table_inputs: pl.Series) -> pl.Series:
@@ -46,17 +46,10 @@ def _schema_of_json(table_json: pl.Expr) -> pl.Expr:
     """`column_signature` of a TableInput given as JSON text (slow: parses the text; for frames without their
     columns at hand)."""
     columns = table_json.str.json_path_match("$.StorageDescriptor.Columns").str.json_decode(_SCHEMA_DTYPE)
+    column = pl.element().struct
     return (
-        columns.list.eval(
-            pl.concat_str(
-                [
-                    pl.element().struct.field("Name").fill_null(""),
-                    pl.element().struct.field("Type").fill_null(""),
-                ],
-                separator="\x1f",
-            )
-        )
-        .list.join("\x1e")
+        columns.list.eval(signature_entry(column.field("Name"), column.field("Type")))
+        .list.join(SIGNATURE_COLUMN_SEP)
         .fill_null("")
     )
 

@@ -30,9 +30,20 @@ import polars as pl
 def column_signature(table: dict[str, Any]) -> str:
     """A table's columns (names and types, in order) as one text, to tell whether they were changed in the
     target; the same text as the `column_signature` that `mapping.table_inputs` makes of the columns metasync
-    writes."""
+    writes (its entries made by `signature_entry`)."""
     columns = (table.get("StorageDescriptor") or {}).get("Columns") or []
-    return "\x1e".join(f"{c.get('Name') or ''}\x1f{c.get('Type') or ''}" for c in columns)
+    return SIGNATURE_COLUMN_SEP.join(
+        f"{c.get('Name') or ''}{SIGNATURE_FIELD_SEP}{c.get('Type') or ''}" for c in columns
+    )
+
+
+SIGNATURE_FIELD_SEP, SIGNATURE_COLUMN_SEP = "\x1f", "\x1e"  # between name and type; between columns
+
+
+def signature_entry(name: pl.Expr, type_: pl.Expr) -> pl.Expr:
+    """One column's entry in a `column_signature`, as a Polars expression (a missing name or type is empty);
+    the entries of a table's columns, in order, are joined with `SIGNATURE_COLUMN_SEP`."""
+    return pl.concat_str([name.fill_null(""), type_.fill_null("")], separator=SIGNATURE_FIELD_SEP)
 
 
 TABLE_STATE_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import polars as pl
 
 from metasync.errors import ConfigError
+from metasync.targets.base import SIGNATURE_COLUMN_SEP, signature_entry
 
 MAX_NAME = 255
 MAX_COMMENT = 255
@@ -607,12 +608,12 @@ def _table_inputs(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.DataFrame:
             *keys,
             "ordinal",
             _column=column_json,
-            _signature=pl.concat_str(["glue_column", "glue_type"], separator="\x1f"),
+            _signature=signature_entry(pl.col("glue_column"), pl.col("glue_type")),
         )
         .group_by(keys, maintain_order=True)
         .agg(
             _columns=pl.col("_column").sort_by("ordinal").str.join(","),
-            column_signature=pl.col("_signature").sort_by("ordinal").str.join("\x1e"),
+            column_signature=pl.col("_signature").sort_by("ordinal").str.join(SIGNATURE_COLUMN_SEP),
         )
     )
     found = assets.lazy().select(keys).join(glue_columns, on=keys, how="left", maintain_order="left")
