@@ -1326,11 +1326,16 @@ class CsnSource:
         """The reader's work on some of the files (all of one space folder belong to one part)."""
         with gc_paused():
             loaded = self.load(files)
-            part = read_part(
-                loaded.documents, language=self.config.language, skip_invalid=self.config.skip_invalid
-            )
+            part = self.read_loaded(loaded)
             # Freed while the collector is off: switched back on, it would first scan every parsed object.
             loaded.documents.clear()
+        return part
+
+    def read_loaded(self, loaded: LoadedFiles) -> PartFrames:
+        """The reader's work on files already parsed by `load`, with the events of both steps."""
+        part = read_part(
+            loaded.documents, language=self.config.language, skip_invalid=self.config.skip_invalid
+        )
         part.file_events = loaded.events + part.file_events
         part.incomplete = loaded.incomplete or part.incomplete
         return part

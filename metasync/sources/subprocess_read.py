@@ -26,7 +26,7 @@ import polars as pl
 from metasync.config import CsnSourceConfig
 from metasync.errors import MetasyncError, SourceError
 from metasync.models import SourceFrames
-from metasync.sources.csn import CsnFile, CsnSource, LoadedFiles, PartFrames, finish, read_part
+from metasync.sources.csn import CsnFile, CsnSource, LoadedFiles, PartFrames, finish
 
 # Below this much CSN, starting processes costs more than the memory it gives back.
 AUTO_THRESHOLD_BYTES = 64 * 2**20
@@ -72,9 +72,7 @@ def _child(folder: Path) -> LoadedFiles | None:
         ]
         source = CsnSource(config)
         loaded = source.load(files)
-        part = read_part(loaded.documents, language=config.language, skip_invalid=config.skip_invalid)
-        part.file_events = loaded.events + part.file_events
-        part.incomplete = loaded.incomplete or part.incomplete
+        part = source.read_loaded(loaded)
         for name in PartFrames.FRAMES:
             getattr(part, name).write_ipc(folder / f"{name}.arrow", compression="lz4")
         outcome = {
