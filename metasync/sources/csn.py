@@ -106,6 +106,10 @@ class _Doc:
             return self.texts[match.group(1)]
         return text
 
+    def first_label(self, node: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+        """The `label` of the first of `keys` that `node` has (None when it has none of them)."""
+        return next((self.label(node[k]) for k in keys if k in node), None)
+
 
 class InvalidDefinition(Exception):
     """A document that parses as JSON but breaks the CSN shape the reader relies on (raised by the walk)."""
@@ -632,12 +636,8 @@ def _walk(docs: list[_Doc]) -> PartFrames:
                 assets["space"].append(space)
                 assets["name"].append(name)
                 assets["kind"].append(kind)
-                assets["business_name"].append(
-                    next((doc.label(definition[k]) for k in LABEL_KEYS if k in definition), None)
-                )
-                assets["description"].append(
-                    next((doc.label(definition[k]) for k in DESCRIPTION_KEYS if k in definition), None)
-                )
+                assets["business_name"].append(doc.first_label(definition, LABEL_KEYS))
+                assets["description"].append(doc.first_label(definition, DESCRIPTION_KEYS))
                 assets["modeling_pattern"].append(pattern)
                 assets["hierarchies"].append("\x1f".join(hierarchies))  # split into a list in Polars below
                 assets["hierarchy_details"].append(_hierarchy_details(found, doc) if found else None)
@@ -752,7 +752,7 @@ def _common_fields(values: list[dict[str, Any]]) -> pl.DataFrame:
     """The `ELEMENT_FIELDS` of every element, one column each.
 
     Polars reads the dicts itself (no per-element Python) when every value fits its column's type; a value that
-    does not (a type given as `{"ref": ...}`, a label as `{"#": ...}`, a key as `"true"`) makes it refuse the
+    does not (a type given as `{"ref": ...}`, a label as `{"#": ...}`, a length as a list) makes it refuse the
     whole list, and the fields are then gathered in Python, where such values become text or null.
     """
     try:
@@ -810,8 +810,9 @@ def _element_frame(
 ) -> tuple[pl.DataFrame, list[tuple[tuple[str, str], tuple[str, str], str, str]], list[Event]]:
     """The columns frame and the relationship edges, from all elements at once.
 
-    Common fields are read with `map` over the whole element list; only elements with a type that is not a
-    plain `cds.*` scalar, with rare annotations, or with a label that is not plain text take the per-element path.
+    Common fields are read for the whole element list by `_common_fields`; only elements with a type that is not
+    a plain `cds.*` scalar, with rare annotations, or with a label or description that is not plain text take the
+    per-element path.
     """
     values = elements.values
     owner_doc = elements.owner_doc
@@ -914,13 +915,9 @@ def _element_frame(
             roles[i] = role
         if aggregation is not None:
             aggregations[i] = aggregation
-        description = next((element[k] for k in DESCRIPTION_KEYS if k in element), None)
-        if description is not None:
-            descriptions[i] = owner_doc[owners[i]].label(description)
+        descriptions[i] = owner_doc[owners[i]].first_label(element, DESCRIPTION_KEYS)
         if "@EndUserText.label" not in element:  # else the bulk read (and the odd-label pass) has it
-            label = next((element[k] for k in LABEL_KEYS if k in element), None)
-            if label is not None:
-                labels[i] = owner_doc[owners[i]].label(label)
+            labels[i] = owner_doc[owners[i]].first_label(element, LABEL_KEYS)
         if "@ObjectModel.text.association" in element:
             text_refs.add((owners[i], _text(element["@ObjectModel.text.association"])))
         if "@ObjectModel.foreignKey.association" in element:
@@ -929,9 +926,7 @@ def _element_frame(
         patched = patch[text_field]
         for i in sorted(set(odd_text[text_field].to_list()) | set(i18n_rows)):
             if i not in patched:
-                element = values[i]
-                doc = owner_doc[owners[i]]
-                patched[i] = next((doc.label(element[k]) for k in keys if k in element), None)
+                patched[i] = owner_doc[owners[i]].first_label(values[i], keys)
 
     for name, changes in patch.items():
         if changes:
