@@ -407,8 +407,9 @@ def detect_conflicts(
     if changed.height:
         found.append(_drift_conflicts(changed))
         found.append(_edited_conflicts(changed))
+    # Diagonal: only the naming frames carry `_held`; the others get it as null (not held).
     conflicts = (
-        pl.concat([f for f in found if f.height], how="vertical_relaxed")
+        pl.concat([f for f in found if f.height], how="diagonal_relaxed")
         if any(f.height for f in found)
         else None
     )

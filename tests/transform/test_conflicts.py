@@ -210,6 +210,33 @@ def test_a_table_is_not_taken_from_an_asset_that_lost_its_name_to_a_collision(ws
     assert any("but owns that table now: held" in m for m in messages)
 
 
+def test_a_collision_and_other_conflicts_in_one_run_hold_each_asset(ws):
+    # Each kind of conflict comes with its own columns; together in one run they are still one report.
+    ws.write(tenant())
+    ws.sync()
+    customers = {"kind": "entity", "elements": {"ID": element(length=5)}}
+    ws.write(
+        drifted()
+        | {"Orders": {"kind": "entity", "elements": {"X": element(length=5)}}}
+        | {"CUSTOMERS": customers}
+    )
+    ws.table_file("customers").write_text('{"Name": "customers", "Parameters": {"owner": "crm"}}')
+    before = file_state(ws.table_file("customers"))
+    result = ws.sync(conflicts={"schema_drift": "manual"})
+    assert actions(result) == {
+        "ORDERS": "conflict",
+        "Orders": "create",
+        "ITEMS": "unchanged",
+        "V_ORDERS": "skip",
+        "CUSTOMERS": "conflict",
+    }
+    assert file_state(ws.table_file("customers")) == before
+    conflict_type = pl.col("details").str.json_path_match("$.conflict_type")
+    types = dict(conflict_events(result).select("name", conflict_type).iter_rows())
+    assert types == {"ORDERS": "schema_drift", "Orders": "naming", "CUSTOMERS": "ownership"}
+    assert result.exit_code == 1
+
+
 # ------------------------------------------------------------------ schema drift
 def drifted() -> dict[str, Any]:
     return tenant(orders(NOTE=None, AMOUNT=element("cds.Decimal", precision=10, scale=2)))
