@@ -9,7 +9,8 @@ Four conflict types, found with joins over whole frames:
   smaller integer, string to number, ...);
 * `edited_in_target`: the table's description or a column comment was changed in the target since metasync
   last wrote it. metasync stores a fingerprint of the text it meant to write (`metasync:text_hash`); a target
-  whose text no longer matches its stored fingerprint was edited there.
+  whose text no longer matches its stored fingerprint was edited there; `edited_text` reads from the same
+  fingerprint which texts were (the description, the comments of which columns).
 
 Strategies, chosen per conflict type and, optionally, per asset kind: `source_wins` (write the source),
 `target_wins` (leave the table as it is, the asset is skipped), `merge` (source columns and types; keep the
@@ -21,7 +22,9 @@ asset as a conflict; its data-flow dependents are skipped). An unmanaged table i
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+import itertools
+import math
+from typing import Any, Literal
 
 import orjson
 import polars as pl
@@ -462,27 +465,58 @@ def _edited_conflicts(changed: pl.DataFrame) -> pl.DataFrame:
     stored = pl.col("current_definition").str.json_path_match(f"$.Parameters['{TEXT_HASH_KEY}']")
     current = pl.col("current_definition")
     changed = changed.with_columns(
+        _stored=stored,
         _target_text=text_digests(changed.select(_text_of(current)).to_series()),
         _target_text_before=text_digests(changed.select(_text_of(current, commented_only=False)).to_series()),
     )
     edited = changed.filter(
-        stored.is_not_null() & (stored != pl.col("_target_text")) & (stored != pl.col("_target_text_before"))
+        pl.col("_stored").is_not_null()
+        & (pl.col("_stored") != pl.col("_target_text"))
+        & (pl.col("_stored") != pl.col("_target_text_before"))
     )
     if edited.is_empty():
         return pl.DataFrame()
-    target_description = pl.col("current_definition").str.json_path_match("$.Description")
-    source_description = pl.col("table_input").str.json_path_match("$.Description")
-    return edited.select(
-        "space",
-        "name",
-        "kind",
-        *keys,
-        conflict_type=pl.lit("edited_in_target"),
-        message=pl.format("the description or column comments of {}.{} were edited in the target", *keys),
-        details=pl.struct(
-            *keys, target_description=target_description, source_description=source_description
-        ).struct.json_encode(),
+    rows = edited.select(
+        *keys, "table_input", "current_definition", "_stored"
+    ).rows()  # row-python-ok: only the few tables whose text was edited in the target
+    reports = [_edited_report(*row) for row in rows]  # row-python-ok: the few tables edited in the target
+    wanted, messages, details = zip(*reports, strict=True)
+    return (
+        edited.with_columns(
+            message=pl.Series(list(messages), dtype=pl.Utf8),
+            details=pl.Series(list(details), dtype=pl.Utf8),
+            _wanted=pl.Series(list(wanted), dtype=pl.Boolean),
+        )
+        .filter("_wanted")
+        .select(
+            "space",
+            "name",
+            "kind",
+            *keys,
+            pl.lit("edited_in_target").alias("conflict_type"),
+            "message",
+            "details",
+        )
     )
+
+
+def _edited_report(database: str, table: str, new: str, old: str, stored: str) -> tuple[bool, str, str]:
+    """For one table whose text no longer matches its fingerprint: whether that is edited text (not only the
+    comment of a column dropped in the target, a schema edit), the conflict message and its details."""
+    items = edited_text(new, old, stored)
+    wanted = items is None or bool(items["description"] or items["columns"])
+    count = 2 if items is None else int(items["description"]) + len(items["columns"])
+    message = (
+        f"{_edited_what(items)} of {database}.{table} {'was' if count == 1 else 'were'} edited in the target"
+    )
+    details = {
+        "glue_database": database,
+        "glue_table": table,
+        "target_description": orjson.loads(old).get("Description"),
+        "source_description": orjson.loads(new).get("Description"),
+        "edited": items,
+    }
+    return wanted, message, orjson.dumps(details).decode()
 
 
 # ------------------------------------------------------------------ resolution
@@ -506,6 +540,10 @@ def resolve_conflicts(diffed: pl.DataFrame, conflicts: pl.DataFrame) -> pl.DataF
             _outcome=pl.col("_rank").min(),
             _reason=pl.concat_str([pl.col("conflict_type"), pl.lit(": "), pl.col("message")]).str.join("; "),
             _types=pl.col("conflict_type"),
+            _edited=pl.col("details")
+            .filter(pl.col("conflict_type") == "edited_in_target")
+            .first()
+            .str.json_path_match("$.edited"),
         )
         .with_columns(
             _outcome=pl.col("_outcome").replace_strict(dict(enumerate(_OUTCOME_ORDER)), return_dtype=pl.Utf8)
@@ -533,12 +571,13 @@ def resolve_conflicts(diffed: pl.DataFrame, conflicts: pl.DataFrame) -> pl.DataF
         targets = rows.filter(merge.fill_null(False))
         merged = [
             merge_table_input(
-                new, old, keep_text
+                new, old, keep_text, orjson.loads(items) if items else None
             )  # row-python-ok: merges the JSON of the few tables in conflict
-            for new, old, keep_text in zip(
+            for new, old, keep_text, items in zip(
                 targets["table_input"].to_list(),
                 targets["current_definition"].to_list(),
                 targets.select(edited)[:, 0].to_list(),
+                targets["_edited"].to_list(),
                 strict=True,
             )
         ]
@@ -548,7 +587,7 @@ def resolve_conflicts(diffed: pl.DataFrame, conflicts: pl.DataFrame) -> pl.DataF
             .with_columns(table_input=pl.coalesce("_merged", "table_input"))
             .drop("_merged")
         )
-    return rows.drop("_outcome", "_reason", "_types")
+    return rows.drop("_outcome", "_reason", "_types", "_edited")
 
 
 _JSON_KEY = r'"((?:[^"\\]|\\.)*)"\s*:'  # a key of a JSON object of strings
@@ -594,9 +633,96 @@ def keep_target_parameters(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.with_columns(rows["table_input"].scatter(found["_row"], pl.Series(merged, dtype=pl.Utf8)))
 
 
-def merge_table_input(source_json: str, target_json: str | None, keep_text: bool) -> str:
+EditedText = dict[str, Any]  # {"description": bool, "columns": [names]}
+_MAX_HYPOTHESES = (
+    4096  # readings of the earlier text tried per table (two choices for each of 12 changed items)
+)
+_ABSENT = None  # a column that was not in the table metasync wrote
+
+
+def _fingerprints(description: str, comments: list[tuple[str, str | None]]) -> tuple[str, str]:
+    """`_text_of`'s two fingerprints (commented columns only, and the earlier every-column form) of a
+    description and (column, comment) pairs, `None` comments being columns that were not there."""
+    present = [(name, comment) for name, comment in comments if comment is not None]
+    commented = "\x1e".join(f"{name}={comment}" for name, comment in present if comment)
+    every = "\x1e".join(f"{name}={comment}" for name, comment in present)
+    return tuple(  # type: ignore[return-value]
+        hashlib.blake2b(f"{description}\x1f{text}".encode(), digest_size=8).hexdigest()
+        for text in (commented, every)
+    )
+
+
+def _columns_of(table: dict[str, Any]) -> list[tuple[str, str]]:
+    columns = (table.get("StorageDescriptor") or {}).get("Columns") or []
+    return [(str(c.get("Name")), str(c.get("Comment") or "")) for c in columns if isinstance(c, dict)]
+
+
+def edited_text(source_json: str, target_json: str, stored: str) -> EditedText | None:
+    """Which texts of a table were edited in the target: its description and the columns whose comment was.
+
+    Only a fingerprint of the text metasync wrote is stored (`metasync:text_hash`). Each text that differs
+    between the target and the source now was, before, either the target's (the source changed it since) or
+    the source's (the target changed it); a column the target lacks was either never written or dropped
+    there. The reading whose fingerprint is the stored one tells which. None when no reading matches (both
+    sides changed one text) or there are too many to try: then every text of the target counts as edited.
+    """
+    source, target = orjson.loads(source_json), orjson.loads(target_json)
+    source_columns = dict(_columns_of(source))
+    target_columns = _columns_of(target)
+    in_target = {name for name, _ in target_columns}
+    # The columns of the earlier table in order: the target's, with the source's others after their neighbour.
+    order: list[tuple[str, list[str | None]]] = []
+    for name, comment in target_columns:
+        new = source_columns.get(name)
+        order.append((name, [comment] if new is None or new == comment else [comment, new]))
+    position = {name: index for index, (name, _) in enumerate(order)}
+    after = -1
+    for name, comment in source_columns.items():
+        if name in position:
+            after = position[name]
+            continue
+        order.insert(after + 1, (name, [_ABSENT, comment]))
+        position = {n: i for i, (n, _) in enumerate(order)}
+        after = position[name]
+    description_now = str(target.get("Description") or "")
+    description_new = str(source.get("Description") or "")
+    descriptions = (
+        [description_now] if description_now == description_new else [description_now, description_new]
+    )
+    choices: list[list[str | None]] = [list(descriptions), *(candidates for _, candidates in order)]
+    if math.prod(len(c) for c in choices) > _MAX_HYPOTHESES:
+        return None
+    names = [name for name, _ in order]
+    for description, *comments in itertools.product(*choices):
+        if stored in _fingerprints(str(description), list(zip(names, comments, strict=True))):
+            return {
+                "description": description != description_now,
+                "columns": [
+                    name
+                    for (name, candidates), comment in zip(order, comments, strict=True)
+                    if name in in_target and comment != candidates[0]
+                ],
+            }
+    return None
+
+
+def _edited_what(items: EditedText | None) -> str:
+    """'the description and the comment of note', for a conflict message."""
+    if items is None:
+        return "the description or column comments"
+    parts = ["the description"] if items["description"] else []
+    columns = items["columns"]
+    if columns:
+        parts.append(f"the comment{'s' if len(columns) > 1 else ''} of {', '.join(columns)}")
+    return " and ".join(parts)
+
+
+def merge_table_input(
+    source_json: str, target_json: str | None, keep_text: bool, edited: EditedText | None = None
+) -> str:
     """The source TableInput (canonical JSON) with the target's own Parameters kept and, if `keep_text`,
-    the target's description and column comments (for columns still present) kept."""
+    the target's edited text: its description and the comments of columns still present, those named in
+    `edited` (`edited_text`) or, without it, all of them."""
     source = orjson.loads(source_json)
     target = orjson.loads(target_json) if target_json else {}
     source_keys = {p["key"] for p in source.get("Parameters") or []}
@@ -609,12 +735,14 @@ def merge_table_input(source_json: str, target_json: str | None, keep_text: bool
     ]
     source["Parameters"] = list(source.get("Parameters") or []) + extra
     if keep_text:
-        source["Description"] = target.get("Description")
+        if edited is None or edited["description"]:
+            source["Description"] = target.get("Description")
         comments = {
             c["Name"]: c.get("Comment") for c in (target.get("StorageDescriptor") or {}).get("Columns") or []
         }
+        kept = set(comments) if edited is None else set(edited["columns"])
         for column in (source.get("StorageDescriptor") or {}).get("Columns") or []:
-            if column["Name"] in comments:
+            if column["Name"] in comments and column["Name"] in kept:
                 column["Comment"] = comments[column["Name"]]
     # `metasync:text_hash` stays the fingerprint of the source text, so next run still sees (and keeps) the edit.
     return orjson.dumps(source).decode()

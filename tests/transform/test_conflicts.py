@@ -12,7 +12,13 @@ import pytest
 
 import metasync
 from metasync.errors import ConfigError
-from metasync.transform.conflicts import TEXT_HASH_KEY, _text_of, compatible_type_change, text_digests
+from metasync.transform.conflicts import (
+    TEXT_HASH_KEY,
+    _text_of,
+    compatible_type_change,
+    edited_text,
+    text_digests,
+)
 
 
 def element(type_: str = "cds.String", **facets: Any) -> dict[str, Any]:
@@ -381,6 +387,119 @@ def test_edited_in_target_default_merge_keeps_the_edits_and_takes_the_new_column
     again = ws.sync()
     assert ws.table("orders")["Description"] == "Curated by the BI team"
     assert [json.loads(d)["strategy"] for d in conflict_events(again)["details"]] == ["merge"]
+
+
+def labelled_orders(table: str, amount: str) -> dict[str, Any]:
+    definition = orders(
+        AMOUNT=element("cds.Decimal", precision=15, scale=2, **{"@EndUserText.label": amount})
+    )
+    return definition | {"@EndUserText.label": table}
+
+
+def comments(table: dict[str, Any]) -> dict[str, str | None]:
+    return {c["Name"]: c.get("Comment") for c in table["StorageDescriptor"]["Columns"]}
+
+
+def test_merge_keeps_only_the_edited_text_and_takes_the_source_changes_elsewhere(ws):
+    ws.write(tenant(labelled_orders("Orders", "Amount")))
+    ws.sync()
+    table = ws.table("orders")
+    columns = table["StorageDescriptor"]["Columns"]
+    columns[2]["Comment"] = "edited by a steward"
+    ws.edit("orders", StorageDescriptor={**table["StorageDescriptor"], "Columns": columns})
+    # The source relabels the table and a column the steward did not touch.
+    ws.write(tenant(labelled_orders("Order headers", "Amount in EUR")))
+    result = ws.sync()
+    table = ws.table("orders")
+    assert table["Description"] == "Order headers"
+    assert comments(table) == {"id": None, "amount": "Amount in EUR", "note": "edited by a steward"}
+    event = conflict_events(result).row(0, named=True)
+    assert json.loads(event["details"])["conflict"]["edited"] == {"description": False, "columns": ["note"]}
+    assert "the comment of note of sales.orders was edited in the target" in event["message"]
+    # The next source change still keeps the steward's comment and takes the rest.
+    ws.write(tenant(labelled_orders("Order headers (all)", "Amount in EUR")))
+    ws.sync()
+    assert ws.table("orders")["Description"] == "Order headers (all)"
+    assert comments(ws.table("orders"))["note"] == "edited by a steward"
+
+
+def test_a_text_changed_on_both_sides_keeps_all_the_target_text(ws):
+    ws.write(tenant(labelled_orders("Orders", "Amount")))
+    ws.sync()
+    ws.edit("orders", Description="Curated orders")
+    ws.write(tenant(labelled_orders("Order headers", "Amount in EUR")))  # the description changed here too
+    result = ws.sync()
+    table = ws.table("orders")
+    assert table["Description"] == "Curated orders" and comments(table)["amount"] == "Amount"
+    details = json.loads(conflict_events(result)["details"][0])["conflict"]
+    assert details["edited"] is None and details["target_description"] == "Curated orders"
+
+
+def test_a_column_dropped_in_the_target_is_no_edited_text(ws):
+    ws.write(tenant())
+    ws.sync()
+    table = ws.table("orders")
+    kept = [c for c in table["StorageDescriptor"]["Columns"] if c["Name"] != "note"]  # note has a comment
+    ws.edit("orders", StorageDescriptor={**table["StorageDescriptor"], "Columns": kept})
+    result = ws.sync(conflicts={"edited_in_target": "manual"})
+    assert actions(result)["ORDERS"] == "update"
+    assert "edited_in_target" not in "".join(conflict_events(result)["details"].to_list())
+    assert comments(ws.table("orders"))["note"] == "Note"
+
+
+@pytest.mark.parametrize(
+    ("target", "source", "stored_from", "edited"),
+    [
+        # (target text, source text now, the text metasync wrote): description, then (column, comment) pairs
+        (
+            ("D", [("a", "x"), ("b", "edited")]),
+            ("D", [("a", "x"), ("b", "y")]),
+            ("D", [("a", "x"), ("b", "y")]),
+            {"description": False, "columns": ["b"]},
+        ),
+        (
+            ("D", [("a", "x")]),
+            ("D2", [("a", "x2")]),
+            ("D", [("a", "x")]),
+            {"description": False, "columns": []},
+        ),
+        (("E", [("a", "x")]), ("D2", [("a", "x")]), ("D", [("a", "x")]), None),
+        (
+            ("E", [("a", "")]),
+            ("D", [("a", "x")]),
+            ("D", [("a", "x")]),
+            {"description": True, "columns": ["a"]},
+        ),
+        (
+            ("D", [("a", "x")]),
+            ("D", [("a", "x"), ("b", "y")]),
+            ("D", [("a", "x"), ("b", "y")]),
+            {"description": False, "columns": []},
+        ),
+    ],
+)
+def test_edited_text_tells_the_edited_texts_from_the_fingerprint(target, source, stored_from, edited):
+    def table_json(description, pairs):
+        columns = [{"Name": n, "Type": "string", "Comment": c or None} for n, c in pairs]
+        return orjson.dumps({"Description": description, "StorageDescriptor": {"Columns": columns}}).decode()
+
+    stored = text_digests(
+        pl.Series([table_json(*stored_from)]).to_frame("t").select(_text_of(pl.col("t"))).to_series()
+    )[0]
+    assert edited_text(table_json(*source), table_json(*target), stored) == edited
+
+
+def test_edited_text_gives_up_beyond_its_readings():
+    many = [(f"c{i}", f"new {i}") for i in range(13)]
+    target = {
+        "Description": "D",
+        "StorageDescriptor": {"Columns": [{"Name": n, "Comment": "old"} for n, _ in many]},
+    }
+    source = {
+        "Description": "D",
+        "StorageDescriptor": {"Columns": [{"Name": n, "Comment": c} for n, c in many]},
+    }
+    assert edited_text(orjson.dumps(source).decode(), orjson.dumps(target).decode(), "0" * 16) is None
 
 
 def test_edited_in_target_source_wins_overwrites(ws):
