@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ import pytest
 import metasync
 from metasync.errors import SourceError, TargetError
 from metasync.models import PLAN_ACTIONS
+from metasync.targets.local import LocalTarget
 
 CONTRACT_COUNTS = {
     "assets",
@@ -622,3 +626,68 @@ def test_a_symlink_in_the_catalog_never_leads_a_write_outside_it(tmp_path: Path,
         snapshot(outside) if outside.is_dir() else {"": (outside.read_bytes(), outside.stat().st_mtime_ns)}
     )
     assert after == before
+
+
+@contextlib.contextmanager
+def unwritable(folder: Path) -> Iterator[None]:
+    """`folder` made unable to take new files, for root too (the immutable attribute), or skip the test."""
+    folder.mkdir(parents=True, exist_ok=True)
+    root = os.geteuid() == 0
+    if root:
+        made = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False).returncode == 0
+    else:
+        folder.chmod(0o555)
+        made = True
+    try:
+        probe = folder / ".probe"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+            made = False
+        except OSError:
+            pass
+        if not made:
+            pytest.skip("this system cannot make a folder unwritable here (chattr +i or chmod had no effect)")
+        yield
+    finally:
+        if root:
+            subprocess.run(["chattr", "-i", str(folder)], capture_output=True, check=False)
+        else:
+            folder.chmod(0o755)
+
+
+def test_a_catalog_folder_that_cannot_take_files_stops_the_run_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    write_csn(tmp_path / "src" / "A" / "t.json", {"T": entity("X")})
+    write_csn(tmp_path / "src" / "B" / "t.json", {"T": entity("X")})
+    catalog = tmp_path / "catalog"
+    with unwritable(catalog / "b"):
+        with pytest.raises(TargetError, match=r"local catalog folder .*catalog/b is not writable"):
+            metasync.sync(config(tmp_path, tmp_path / "src"))
+        assert [p.name for p in catalog.iterdir()] == ["b"] and not list((catalog / "b").iterdir())
+
+
+def test_a_database_that_cannot_be_written_fails_its_tables_and_the_rest_syncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails after the check (the disk filled up): that database's tables fail, named, and the
+    other databases are written."""
+    write_csn(tmp_path / "src" / "A" / "t.json", {"T": entity("X")})
+    write_csn(tmp_path / "src" / "B" / "t.json", {"T": entity("X"), "U": entity("Y")})
+    write_file = LocalTarget._write_file
+
+    def full_disk(self: LocalTarget, path: Path, content: bytes) -> None:
+        if path.parent.name == "b":
+            raise OSError(28, "No space left on device", str(path))
+        write_file(self, path, content)
+
+    monkeypatch.setattr(LocalTarget, "_write_file", full_disk)
+    result = metasync.sync(config(tmp_path, tmp_path / "src"))
+    statuses = dict(result.plan.select(pl.concat_str("space", "name", separator="."), "status").iter_rows())
+    assert statuses == {"A.T": "ok", "B.T": "failed", "B.U": "failed"}
+    failed = result.plan.filter(pl.col("status") == "failed")
+    assert (
+        failed["reason"].str.contains("database 'b' could not be created: cannot write .*No space left").all()
+    )
+    assert result.exit_code == 1 and (tmp_path / "catalog" / "a" / "tables").is_dir()

@@ -227,13 +227,42 @@ class LocalTarget:
             and (self._read_json(path).get("Parameters") or {}).get("metasync:managed") == "true"
         )
 
+    def _check_writable(self, databases: list[str]) -> None:
+        """Stop before the first write when a folder the writes need cannot take a file: the nearest existing
+        folder of each database's tables (its tables folder, the database folder or the catalog root). The test
+        file has no name (`O_TMPFILE` where the system has it), so nothing shows in the catalog."""
+        checked: set[Path] = set()
+        for database in sorted(set(databases)):
+            folder = self._database_file(database).parent / "tables"
+            while not folder.exists() and folder != folder.parent:
+                folder = folder.parent
+            if folder in checked:
+                continue
+            checked.add(folder)
+            try:
+                with tempfile.TemporaryFile(dir=folder):
+                    pass
+            except OSError as exc:
+                raise TargetError(
+                    f"the local catalog folder {folder} is not writable ({exc.strerror}); nothing was written.",
+                    hint="Give this user write access to target.path and the folders under it, then sync again.",
+                ) from exc
+
     def write(self, request: WriteRequest, progress: ProgressCallback | None = None) -> pl.DataFrame:
+        self._check_writable(
+            request.databases["glue_database"].to_list()
+            + request.tables.filter(pl.col("action") != "delete")["glue_database"].unique().to_list()
+        )
+        failed_databases: dict[str, str] = {}
         for row in request.databases.iter_rows(named=True):
             path = self._database_file(row["glue_database"])
             if path.exists():
                 continue  # an existing database is used as it is, managed or not
             self.calls.add("CreateDatabase")
-            self._write_file(path, _dumps(orjson.loads(row["database_input"])))
+            try:
+                self._write_file(path, _dumps(orjson.loads(row["database_input"])))
+            except OSError as exc:  # after the check above: the disk filled up, or the folder changed meanwhile
+                failed_databases[row["glue_database"]] = f"cannot write {path}: {exc.strerror}"
 
         outcomes: list[dict[str, Any]] = []
         failed: set[str] = set()
@@ -241,7 +270,19 @@ class LocalTarget:
             asset_id = f"{row['space']}.{row['name']}"
             base = {k: row[k] for k in ("space", "name", "glue_database", "glue_table", "action")}
             blocked = [u for u in (row.get("upstreams") or []) if u in failed]
-            if blocked:
+            if row["action"] != "delete" and row["glue_database"] in failed_databases:
+                failed.add(asset_id)
+                outcomes.append(
+                    base
+                    | {
+                        "status": "failed",
+                        "error_code": "DatabaseNotCreated",
+                        "message": f"database '{row['glue_database']}' could not be created: "
+                        + failed_databases[row["glue_database"]],
+                        "hint": "Check that the catalog folder is writable and the disk has space.",
+                    }
+                )
+            elif blocked:
                 failed.add(asset_id)
                 outcomes.append(
                     base
