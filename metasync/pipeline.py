@@ -19,7 +19,7 @@ from metasync.config import Config, CsnSourceConfig, LocalTargetConfig, load_con
 from metasync.diff import column_changes, content_hashes, diff_tables, schema_edited_in_target, stale_tables
 from metasync.errors import ExitCode, MetasyncError, RuleError
 from metasync.graph.planning import cycle_events, plan_batches
-from metasync.models import Event, SourceFrames
+from metasync.models import DATA_FLOW_EDGE_KINDS, Event, SourceFrames
 from metasync.runtime import gc_paused, gc_resumed
 from metasync.sources.base import Source
 from metasync.targets.base import ProgressCallback, Target, TargetState, WriteRequest
@@ -66,6 +66,7 @@ PLAN_COLUMNS = [
     "reason",
 ]
 WRITE_ACTIONS = ("create", "update", "delete")
+UNREAD_PREFIX = "the source was read in part"
 
 
 @dataclass
@@ -184,6 +185,48 @@ def validate_frames(
 def _held(plan: pl.DataFrame) -> pl.DataFrame:
     return plan.filter(pl.col("action").is_in(["quarantine", "conflict"])).select(
         "space", "name", pl.col("reason").fill_null("held")
+    )
+
+
+def _unread_upstreams(frames: SourceFrames) -> pl.DataFrame:
+    """After a partial read: assets with columns typed by fallback that read from an asset this run did not
+    read (it may sit in the skipped file or space), with the reason to hold them. Written now, their columns
+    would turn to `string`; held, their tables keep their types until the source is read whole."""
+    empty = pl.DataFrame(schema={"space": pl.Utf8, "name": pl.Utf8, "reason": pl.Utf8})
+    if not frames.incomplete or frames.edges.is_empty():
+        return empty
+    guessed = frames.columns.filter(pl.col("type_origin") == "fallback").select("space", "name").unique()
+    unread = (
+        frames.edges.filter(pl.col("kind").is_in(DATA_FLOW_EDGE_KINDS))
+        .join(
+            frames.assets.select("space", "name"),
+            left_on=["source_space", "source_name"],
+            right_on=["space", "name"],
+            how="anti",
+        )
+        .select(
+            pl.col("target_space").alias("space"),
+            pl.col("target_name").alias("name"),
+            pl.concat_str("source_space", "source_name", separator=".").alias("upstream"),
+        )
+        .join(guessed, on=["space", "name"], how="semi")
+    )
+    if unread.is_empty():
+        return empty
+    return (
+        unread.group_by("space", "name")
+        .agg(pl.col("upstream").unique().sort())
+        .select(
+            "space",
+            "name",
+            reason=pl.format(
+                UNREAD_PREFIX
+                + " and upstream {} was not read: the types of this asset's columns are unknown, "
+                "so its table is left as it is",
+                pl.col("upstream").list.join(", "),
+            ),
+        )
+        .sort("space", "name")
     )
 
 
@@ -389,7 +432,7 @@ def _run(
         if stale.height:
             rows = pl.concat([rows, stale], how="diagonal_relaxed")
 
-    plan = _plan(cfg, rows, frames.edges, audit)
+    plan = _plan(cfg, rows, frames.edges, audit, _unread_upstreams(frames))
     if dry_run:
         plan = plan.with_columns(error_code=pl.lit(None, dtype=pl.Utf8))
     else:
@@ -556,13 +599,16 @@ def _diff_rows(
     )
 
 
-def _plan(cfg: Config, rows: pl.DataFrame, edges: pl.DataFrame, audit: AuditLog) -> pl.DataFrame:
-    """Batches and priority from the lineage; data-flow dependents of held assets are skipped."""
+def _plan(
+    cfg: Config, rows: pl.DataFrame, edges: pl.DataFrame, audit: AuditLog, unread: pl.DataFrame
+) -> pl.DataFrame:
+    """Batches and priority from the lineage; assets held for an `unread` upstream (`_unread_upstreams`) are
+    skipped, and so are the data-flow dependents of every held asset."""
     planned = plan_batches(
         rows.filter(pl.col("action") != "delete").select("space", "name", "kind"),
         edges,
         priority=cfg.sync.priority,
-        blocked=_held(rows),
+        blocked=pl.concat([_held(rows), unread.join(_held(rows), on=["space", "name"], how="anti")]),
     )
     audit.extend(cycle_events(planned))
     plan = rows.join(
@@ -591,6 +637,20 @@ def _plan(cfg: Config, rows: pl.DataFrame, edges: pl.DataFrame, audit: AuditLog)
             .str.split(",")
             .list.first()
             .replace_strict(CONFLICT_HINTS, default=pl.lit("Resolve the conflict, then sync again."))
+        )
+        .when((pl.col("action") == "skip") & pl.col("reason").str.starts_with(UNREAD_PREFIX))
+        .then(
+            pl.lit(
+                "Fix or re-export the source files the run skipped (see its file_skipped events), then sync."
+            )
+        )
+        .when((pl.col("action") == "skip") & ~pl.col("reason").str.starts_with("upstream "))
+        .then(
+            pl.format(
+                "The target's table is kept (strategy target_wins); set conflicts.{} to another strategy to "
+                "write the source.",
+                pl.col("conflict_type").str.split(",").list.first(),
+            )
         )
         .when(pl.col("action") == "skip")
         .then(pl.lit("Fix the upstream asset named in the reason; this one follows on the next run.")),

@@ -691,3 +691,32 @@ def test_a_database_that_cannot_be_written_fails_its_tables_and_the_rest_syncs(
         failed["reason"].str.contains("database 'b' could not be created: cannot write .*No space left").all()
     )
     assert result.exit_code == 1 and (tmp_path / "catalog" / "a" / "tables").is_dir()
+
+
+def test_a_partial_read_leaves_the_tables_whose_upstreams_it_did_not_read(example_workspace: Path) -> None:
+    """With a file skipped, the model that reads the views in it would lose its column types (all `string`):
+    it is held and its table left as it is; the rest syncs, and the run is partial."""
+    settings = config(example_workspace, example_workspace / "exports", source={"skip_invalid": True})
+    assert metasync.sync(settings).exit_code == 0
+    model_file = next((example_workspace / "catalog").rglob("sales_analysis_am.json"))
+    before = (model_file.read_bytes(), model_file.stat().st_mtime_ns)
+    (example_workspace / "exports" / "SALES" / "sales_views.json").write_text("{", encoding="utf-8")
+
+    result = metasync.sync(settings)
+    row = result.plan.filter(pl.col("name") == "SALES_ANALYSIS_AM").row(0, named=True)
+    assert row["action"] == "skip" and row["status"] == "held"
+    assert row["reason"].startswith("the source was read in part and upstream SALES.")
+    assert "file_skipped" in row["hint"]
+    assert (model_file.read_bytes(), model_file.stat().st_mtime_ns) == before
+    assert not result.plan.filter(pl.col("action") == "update")["column_changes"].str.contains("string").any()
+    assert result.exit_code == 1 and result.summary["status"] == "partial"
+
+
+def test_a_target_wins_skip_says_how_to_write_the_source(tmp_path: Path) -> None:
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A")})
+    table = tmp_path / "catalog" / "s" / "tables" / "t.json"
+    table.parent.mkdir(parents=True)
+    table.write_text('{"Name": "t", "Parameters": {"owner": "crm"}}')
+    result = metasync.sync(config(tmp_path, tmp_path / "src", conflicts={"ownership": "target_wins"}))
+    row = result.plan.row(0, named=True)
+    assert row["action"] == "skip" and "conflicts.ownership" in row["hint"]
