@@ -53,18 +53,26 @@ log = logging.getLogger(__name__)
 ConfigInput = str | os.PathLike[str] | dict[str, Any] | Config
 ProgressFactory = Callable[[int], ProgressCallback]
 
-PLAN_COLUMNS = [
-    "space",
-    "name",
-    "kind",
-    "glue_database",
-    "glue_table",
-    "batch",
-    "priority",
-    "action",
-    "status",
-    "reason",
-]
+# The plan file every run writes, a failed one too, with the same columns (queries over the audit history read
+# them all as one table).
+PLAN_FILE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "space": pl.Utf8,
+    "name": pl.Utf8,
+    "kind": pl.Utf8,
+    "glue_database": pl.Utf8,
+    "glue_table": pl.Utf8,
+    "action": pl.Utf8,
+    "reason": pl.Utf8,
+    "hash": pl.Utf8,
+    "version_id": pl.Utf8,
+    "conflict_type": pl.Utf8,
+    "hint": pl.Utf8,
+    "batch": pl.Int32,
+    "priority": pl.Int32,
+    "status": pl.Utf8,
+    "column_changes": pl.Utf8,
+    "error_code": pl.Utf8,
+}
 WRITE_ACTIONS = ("create", "update", "delete")
 UNREAD_PREFIX = "the source was read in part"
 
@@ -381,7 +389,7 @@ def run(
             )
         audit.add(Event("run_failed", "error", message, hint=hint, details={"error": type(exc).__name__}))
         calls = reached[0].calls.as_dict() if reached else {}
-        empty_plan = pl.DataFrame(schema={c: pl.Utf8 for c in PLAN_COLUMNS})
+        empty_plan = pl.DataFrame(schema=PLAN_FILE_SCHEMA)
         summary = _summary(run_id, "failed", dry_run, started, empty_plan, calls, {})
         written = audit.write(cfg.audit.dir, summary, empty_plan)
         if isinstance(exc, MetasyncError):

@@ -17,6 +17,7 @@ import pytest
 import metasync
 from metasync.errors import SourceError, TargetError
 from metasync.models import PLAN_ACTIONS
+from metasync.pipeline import PLAN_FILE_SCHEMA
 from metasync.targets.local import LocalTarget
 
 CONTRACT_COUNTS = {
@@ -720,3 +721,19 @@ def test_a_target_wins_skip_says_how_to_write_the_source(tmp_path: Path) -> None
     result = metasync.sync(config(tmp_path, tmp_path / "src", conflicts={"ownership": "target_wins"}))
     row = result.plan.row(0, named=True)
     assert row["action"] == "skip" and "conflicts.ownership" in row["hint"]
+
+
+def test_every_run_writes_its_plan_file_with_the_same_columns(tmp_path: Path) -> None:
+    """Failed, planned and synced runs: their plan files read together as one table."""
+    (tmp_path / "src" / "S").mkdir(parents=True)
+    (tmp_path / "src" / "S" / "bad.json").write_text("{not json")
+    with pytest.raises(SourceError):
+        metasync.sync(config(tmp_path, tmp_path / "src"))
+    (tmp_path / "src" / "S" / "bad.json").unlink()
+    write_csn(tmp_path / "src" / "S" / "good.json", {"T": entity("A")})
+    metasync.plan(config(tmp_path, tmp_path / "src"))
+    metasync.sync(config(tmp_path, tmp_path / "src"))
+    files = sorted((tmp_path / "audit").glob("*/plan.parquet"))
+    assert len(files) == 3
+    assert all(pl.read_parquet_schema(f) == PLAN_FILE_SCHEMA for f in files)
+    assert pl.scan_parquet(tmp_path / "audit" / "*" / "plan.parquet").collect().height == 2
