@@ -366,12 +366,13 @@ def resolve_names(assets: list[Asset]) -> None:
 def finish_text(assets: list[Asset]) -> None:
     for asset in assets:
         d = asset["glue_description"]
-        if d is not None and len(d) > MAX_DESCRIPTION:
-            asset["glue_description"] = d[: MAX_DESCRIPTION - 3] + "..."
+        if d is not None:
+            d = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]+", " ", d)
+            asset["glue_description"] = d[: MAX_DESCRIPTION - 3] + "..." if len(d) > MAX_DESCRIPTION else d
         for col in asset["columns"]:
             c = col["comment"]
             if c is not None:
-                c = re.sub(r"[\r\n\t]+", " ", c).strip()
+                c = re.sub(r"[\x00-\x1f\ufffe\uffff]+", " ", c).strip()
                 col["comment"] = c[: MAX_COMMENT - 3] + "..." if len(c) > MAX_COMMENT else c
 
 

@@ -737,3 +737,16 @@ def test_every_run_writes_its_plan_file_with_the_same_columns(tmp_path: Path) ->
     assert len(files) == 3
     assert all(pl.read_parquet_schema(f) == PLAN_FILE_SCHEMA for f in files)
     assert pl.scan_parquet(tmp_path / "audit" / "*" / "plan.parquet").collect().height == 2
+
+
+def test_control_characters_never_reach_a_description_or_comment(tmp_path: Path) -> None:
+    """Glue's text patterns refuse them (all in comments, all but line breaks and tabs in descriptions)."""
+    label = {"@EndUserText.label": "bell\u0007 nul\u0000 esc\u001b end\ufffe"}
+    table = entity("A") | {"@EndUserText.label": "two\nlines\tand a bell\u0007, nul\u0000 \u000b end"}
+    table["elements"]["A"] |= label
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": table})
+    metasync.sync(config(tmp_path, tmp_path / "src"))
+    written = json.loads((tmp_path / "catalog" / "s" / "tables" / "t.json").read_text())
+    assert written["Description"] == "two\nlines\tand a bell , nul    end"
+    assert written["StorageDescriptor"]["Columns"][0]["Comment"] == "bell  nul  esc  end"
+    assert metasync.sync(config(tmp_path, tmp_path / "src")).summary["counts"]["unchanged"] == 1

@@ -234,9 +234,17 @@ def safe_name_expr(expr: pl.Expr) -> pl.Expr:
     return pl.when(cleaned.str.len_bytes() == 0).then(pl.lit("x")).otherwise(cleaned)
 
 
+# Characters Glue's text patterns refuse: in a column comment every control character (line breaks and tabs
+# included, which are replaced for one line anyway), in a description all but line breaks and tabs; and the
+# noncharacters U+FFFE and U+FFFF in both.
+NOT_IN_COMMENT = r"[\x00-\x1f\x{FFFE}\x{FFFF}]"
+NOT_IN_DESCRIPTION = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x{FFFE}\x{FFFF}]"
+
+
 def one_line(expr: pl.Expr, limit: int) -> pl.Expr:
-    """Text on one line, cut to `limit` characters (ending in `...` when cut)."""
-    flat = expr.str.replace_all(r"[\r\n\t]+", " ").str.strip_chars()
+    """Text on one line, cut to `limit` characters (ending in `...` when cut); control characters become a
+    space."""
+    flat = expr.str.replace_all(NOT_IN_COMMENT + "+", " ").str.strip_chars()
     return (
         pl.when(flat.str.len_chars() > limit)
         .then(flat.str.slice(0, limit - 3) + pl.lit("..."))
@@ -504,9 +512,10 @@ def resolve_names(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataF
 
 
 def finish_text(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Bring comments and descriptions within Glue's limits; the full text stays in Parameters (a column's in
-    its metasync:business_name and metasync:description, a cut table description in metasync:description)."""
-    description = pl.col("glue_description")
+    """Bring comments and descriptions within Glue's limits and patterns; the full text stays in Parameters (a
+    column's in its metasync:business_name and metasync:description, a cut table description in
+    metasync:description)."""
+    description = pl.col("glue_description").str.replace_all(NOT_IN_DESCRIPTION + "+", " ")
     long = description.str.len_chars() > MAX_DESCRIPTION
     if "parameters" in assets.columns and assets.select(long.any()).item():
         full = cut(description, MAX_PARAMETER_VALUE)
@@ -518,11 +527,12 @@ def finish_text(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataFra
 
 
 def one_line_where_needed(frame: pl.DataFrame, column: str, limit: int) -> pl.DataFrame:
-    """`one_line` on text `column`, applied only to the texts it changes: those with line breaks or tabs, white
-    space at either end, or more than `limit` bytes (a superset of those over `limit` characters). Finding
-    them costs a fraction of rewriting millions of column comments that are fine as they are."""
+    """`one_line` on text `column`, applied only to the texts it changes: those with control characters (line
+    breaks and tabs among them), white space at either end, or more than `limit` bytes (a superset of those
+    over `limit` characters). Finding them costs a fraction of rewriting millions of column comments that are
+    fine as they are."""
     text = frame[column]
-    rows = (text.str.contains(r"[\r\n\t]|^\s|\s$") | (text.str.len_bytes() > limit)).arg_true()
+    rows = (text.str.contains(NOT_IN_COMMENT + r"|^\s|\s$") | (text.str.len_bytes() > limit)).arg_true()
     if rows.is_empty():
         return frame
     fixed = pl.select(one_line(pl.lit(text.gather(rows)), limit)).to_series()
