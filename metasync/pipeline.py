@@ -431,7 +431,7 @@ def _run(
     target = make_target(cfg)
     reached.append(target)
     state = target.read_state(assets["glue_database"].unique().sort().to_list())
-    rows = _diff_rows(cfg, desired, state, assets, quarantined, audit)
+    rows = _diff_rows(cfg, desired, state, assets, quarantined, audit, dry_run)
 
     # Stale managed tables: only on request, only after a complete read, within the safety share.
     refused = False
@@ -554,13 +554,14 @@ def _diff_rows(
     assets: pl.DataFrame,
     quarantined: pl.DataFrame,
     audit: AuditLog,
+    dry_run: bool,
 ) -> pl.DataFrame:
     """One row per asset with its action against the target: diff, conflicts (resolved by strategy),
     duplicates held, quarantined rows."""
     edited = schema_edited_in_target(desired, state)
     diffed = diff_tables(desired, state, edited)
     conflicts = detect_conflicts(desired, state, cfg.conflicts, edited)
-    audit.add_frame(conflict_events(conflicts))
+    audit.add_frame(conflict_events(conflicts, dry_run))
     diffed = keep_target_parameters(resolve_conflicts(diffed, conflicts))
     duplicate = pl.col("conflict_files").list.len() > 0
     diffed = diffed.with_columns(

@@ -748,19 +748,65 @@ def merge_table_input(
     return orjson.dumps(source).decode()
 
 
-def conflict_events(conflicts: pl.DataFrame) -> pl.DataFrame:
-    """One audit event per conflict: what differed, the strategy applied and how to resolve it."""
+def _event_hint(outcome: pl.Expr) -> pl.Expr:
+    """What to do about a conflict, by what its strategy did: a held one is to be resolved; one resolved by
+    strategy says what was done and which setting changes it."""
+    conflict_type = pl.col("conflict_type")
+    held = conflict_type.replace_strict(_HINTS, return_dtype=pl.Utf8)
+    others = conflict_type.replace_strict(
+        {
+            "naming": "source_wins",
+            "schema_drift": "source_wins or merge",
+            "edited_in_target": "source_wins or merge",
+        },
+        default="source_wins",
+        return_dtype=pl.Utf8,
+    )
+    return (
+        pl.when((outcome == "hold") | (conflict_type == "ownership"))
+        .then(held)
+        .when(outcome == "skip")
+        .then(
+            pl.format(
+                "The target's table was kept (target_wins); set conflicts.{} to {} to write the source.",
+                conflict_type,
+                others,
+            )
+        )
+        .when((outcome == "merge") & (conflict_type == "edited_in_target"))
+        .then(
+            pl.lit(
+                "The text edited in the target was kept and the rest written from the source (merge); copy the "
+                "text into Datasphere to make it the source's, or set conflicts.edited_in_target to source_wins."
+            )
+        )
+        .otherwise(
+            pl.format(
+                "The source's {} was written ({}); set conflicts.{} to manual to review such changes first.",
+                pl.when(conflict_type == "naming").then(pl.lit("name")).otherwise(pl.lit("columns")),
+                pl.col("strategy"),
+                conflict_type,
+            )
+        )
+    )
+
+
+def conflict_events(conflicts: pl.DataFrame, dry_run: bool = False) -> pl.DataFrame:
+    """One audit event per conflict: what differed, the strategy applied and how to resolve it. In a dry run
+    a conflict the strategy writes through is `planned`, not yet overwritten or merged."""
     outcome = pl.col("strategy").replace_strict(_OUTCOME, return_dtype=pl.Utf8)
-    hint = pl.col("conflict_type").replace_strict(_HINTS, return_dtype=pl.Utf8)
+    done = (
+        {"merge": "merged", "write": "overwritten"}
+        if not dry_run
+        else {"merge": "planned", "write": "planned"}
+    )
     return conflicts.select(
         event=pl.lit("conflict"),
         severity=pl.when(outcome == "hold").then(pl.lit("error")).otherwise(pl.lit("warning")),
         space="space",
         name="name",
         action=pl.lit("conflict"),
-        status=outcome.replace_strict(
-            {"hold": "held", "skip": "skipped", "merge": "merged", "write": "overwritten"}
-        ),
+        status=outcome.replace_strict({"hold": "held", "skip": "skipped", **done}),
         message=pl.format("{} conflict, strategy {}: {}", "conflict_type", "strategy", "message"),
         details=pl.concat_str(
             pl.lit('{"conflict_type":"'),
@@ -771,5 +817,5 @@ def conflict_events(conflicts: pl.DataFrame) -> pl.DataFrame:
             "details",
             pl.lit("}"),
         ),
-        hint=hint,
+        hint=_event_hint(outcome),
     )

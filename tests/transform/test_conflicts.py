@@ -286,6 +286,28 @@ def test_schema_drift_strategies(ws, strategy, orders_action, view_action, colum
     assert table["Parameters"]["owner"] == "bi-team"
 
 
+@pytest.mark.parametrize(
+    ("strategy", "status", "hint"),
+    [
+        ("manual", "held", "set conflicts.schema_drift to source_wins to apply them"),
+        ("source_wins", "overwritten", "set conflicts.schema_drift to manual to review"),
+        ("merge", "merged", "set conflicts.schema_drift to manual to review"),
+        ("target_wins", "skipped", "set conflicts.schema_drift to source_wins or merge to write the source"),
+    ],
+)
+def test_a_conflict_event_says_what_its_strategy_did_and_how_to_change_it(ws, strategy, status, hint):
+    ws.write(tenant())
+    ws.sync()
+    ws.write(drifted())
+    planned = metasync.plan(ws.config(conflicts={"schema_drift": strategy}))
+    # A dry run writes nothing: what a sync would overwrite or merge is only planned.
+    assert conflict_events(planned)["status"].to_list() == [
+        "planned" if status in ("overwritten", "merged") else status
+    ]
+    event = conflict_events(ws.sync(conflicts={"schema_drift": strategy})).row(0, named=True)
+    assert event["status"] == status and hint in event["hint"]
+
+
 def test_a_held_asset_gets_the_hint_of_its_conflict_and_updates_list_changes_as_json(ws):
     ws.write(tenant())
     ws.sync()
