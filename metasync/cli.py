@@ -8,15 +8,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from metasync.errors import ConfigError, ExitCode, MetasyncError
 from metasync.targets.base import ProgressCallback
+
+if TYPE_CHECKING:
+    from metasync.models import SourceFrames
 
 app = typer.Typer(
     name="metasync",
@@ -123,6 +127,30 @@ def _progress(enabled: bool) -> Iterator[Callable[[int], ProgressCallback] | Non
         yield start
 
 
+EVENT_LINES = 20  # run-level warnings and errors shown on stderr; all of them are in the audit
+
+
+def _print_events(events: list[dict[str, Any]], *, rest: str) -> None:
+    """Warnings and errors on stderr, one line each with its hint, so a scheduler's log says why a run ended."""
+    for event in events[:EVENT_LINES]:
+        text = f"{event['message']} {event['hint']}" if event["hint"] else event["message"]
+        colour = "bold red" if event["severity"] == "error" else "yellow"
+        err.print(f"[{colour}]{event['severity']}:[/] {escape(text)}", highlight=False, soft_wrap=True)
+    if len(events) > EVENT_LINES:
+        err.print(f"... and {len(events) - EVENT_LINES} more, {rest}", highlight=False, soft_wrap=True)
+
+
+def _run_level_events(result: Any, listed: Any) -> list[dict[str, Any]]:
+    """The run's warnings and errors, less the per-asset rows and the events of assets listed already."""
+    shown_elsewhere = ["asset", "run_finished"] + (["source_empty"] if result.plan.is_empty() else [])
+    events = result.events.filter(
+        result.events["severity"].is_in(["warning", "error"]) & ~result.events["event"].is_in(shown_elsewhere)
+    )
+    # Events with no space or name (delete_refused, a skipped file) never match a listed asset.
+    events = events.join(listed.select("space", "name"), on=["space", "name"], how="anti")
+    return list(events.select("severity", "message", "hint").iter_rows(named=True))
+
+
 def _print_summary(result: Any, *, title: str) -> None:
     summary = result.summary
     table = Table(title=title, show_header=True, header_style="bold")
@@ -154,6 +182,7 @@ def _print_summary(result: Any, *, title: str) -> None:
             highlight=False,
             soft_wrap=True,
         )
+    _print_events(_run_level_events(result, problems), rest=f"see {result.audit_dir}")
     out.print(f"status: [bold]{summary['status']}[/]  audit: {result.audit_dir}", soft_wrap=True)
 
 
@@ -226,18 +255,33 @@ def lineage(
     fmt: Annotated[Format, typer.Option("--format")] = Format.table,
     debug: DebugOption = False,
 ) -> None:
-    """Print the lineage graph, or the part of it around one asset."""
-    from metasync.api import lineage as build
-    from metasync.graph.export import render
+    """Print the lineage graph, or the part of it around one asset.
 
-    def action() -> str:
+    A source read only in part (a file skipped by `source.skip_invalid`, a space that could not be read) still
+    prints the graph of what was read, names the parts left out on stderr and exits 1.
+    """
+    from metasync.config import load_config
+    from metasync.graph.export import render
+    from metasync.graph.lineage import build_lineage_graph
+    from metasync.pipeline import read_source
+
+    def action() -> tuple[str, SourceFrames]:
         if depth is not None and asset is None:
             raise ConfigError("--depth needs --asset: it counts steps from that asset.")
-        graph = build(config, env=env)
-        return render(graph, fmt.value, asset=asset, direction=direction.value, depth=depth)
+        frames = read_source(load_config(config, env=env))
+        graph = build_lineage_graph(frames.assets, frames.edges)
+        return render(graph, fmt.value, asset=asset, direction=direction.value, depth=depth), frames
 
-    text = _guard(debug, action)
+    text, frames = _guard(debug, action)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    # Errors about a part of the source, not about one asset (a conflicting duplicate is still one node).
+    unread = [
+        {"severity": e.severity, "message": e.message, "hint": e.hint}
+        for e in frames.events
+        if e.severity == "error" and e.name is None
+    ]
+    _print_events(unread, rest="run `metasync plan` for the full list in its audit.")
+    raise typer.Exit(int(ExitCode.PARTIAL if frames.incomplete else ExitCode.OK))
 
 
 @app.command()

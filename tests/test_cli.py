@@ -171,3 +171,49 @@ def test_lineage_unknown_asset_exits_2(example_workspace: Path) -> None:
     result = metasync("lineage", "-c", str(example_workspace / "quickstart.yaml"), "--asset", "SALES.NOPE")
     assert result.returncode == 2
     assert "SALES.NOPE" in result.stderr
+
+
+def skip_invalid_project(tmp_path: Path) -> Path:
+    config = csn_project(tmp_path, {"S/good.json": GOOD, "S/bad.json": "{"}, extra="audit: {dir: audit}\n")
+    config.write_text(config.read_text().replace("path: exports}", "path: exports, skip_invalid: true}"))
+    return config
+
+
+def test_partial_run_says_why_on_stderr(tmp_path: Path) -> None:
+    result = metasync("sync", "-c", str(skip_invalid_project(tmp_path)), "--delete-stale")
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    skipped = [line for line in lines if "bad.json is not valid JSON" in line]
+    assert len(skipped) == 1 and skipped[0].startswith("error: ")
+    assert "the run ends partial while it is skipped" in skipped[0]  # the hint, on the same line
+    refused = [line for line in lines if "stale tables were not deleted" in line]
+    assert len(refused) == 1 and "deletion runs only after a complete read" in refused[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_run_level_events_on_stderr_are_bounded(tmp_path: Path) -> None:
+    files = {f"S/bad{i:02}.json": "{" for i in range(25)}
+    config = csn_project(tmp_path, {"S/good.json": GOOD, **files}, extra="audit: {dir: audit}\n")
+    config.write_text(config.read_text().replace("path: exports}", "path: exports, skip_invalid: true}"))
+    result = metasync("sync", "-c", str(config))
+    assert result.returncode == 1, result.stderr
+    (run,) = (tmp_path / "audit").iterdir()
+    assert sum("is not valid JSON" in line for line in result.stderr.splitlines()) == 20
+    assert f"... and 5 more, see {run}" in result.stderr
+
+
+def test_events_of_listed_assets_are_not_repeated_on_stderr(tmp_path: Path) -> None:
+    other = json.dumps({"definitions": {"T": {"kind": "entity", "elements": {"B": {"type": "cds.String"}}}}})
+    config = csn_project(tmp_path, {"S/a.json": GOOD, "S/b.json": other})
+    result = metasync("sync", "-c", str(config))
+    assert result.returncode == 1, result.stderr
+    assert "conflict S.T" in result.stdout
+    assert "S.T" not in result.stderr
+
+
+def test_lineage_of_a_partly_read_source_exits_1_naming_the_file(tmp_path: Path) -> None:
+    result = metasync("lineage", "-c", str(skip_invalid_project(tmp_path)))
+    assert result.returncode == 1, result.stderr
+    assert "S.T" in result.stdout  # the graph of what was read is still printed
+    assert "bad.json is not valid JSON" in result.stderr
+    assert "Traceback" not in result.stderr

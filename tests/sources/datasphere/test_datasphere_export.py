@@ -212,7 +212,7 @@ def test_the_secret_appears_in_no_output_log_or_file(tenant: FakeTenant, tmp_pat
         run_cli("lineage", "-c", str(config), "--format", "json", cwd=tmp_path, env=env),
         run_cli("export", "-c", str(config), "--to", "snapshot", "--debug", cwd=tmp_path, env=env),
     ]
-    assert [o.returncode for o in outputs] == [1, 1, 0, 1]
+    assert [o.returncode for o in outputs] == [1, 1, 1, 1]  # lineage too: space HR could not be read
     tenant.fail(r"/oauth/token", 500, times=100, method="POST")
     failed = run_cli(
         "sync", "-c", str(write_config(tenant, tmp_path, max_retries=0)), "--debug", cwd=tmp_path, env=env
