@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import os
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import yaml
@@ -20,6 +22,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic_core import ErrorDetails
 
 from metasync.errors import ConfigError
 from metasync.models import ASSET_KINDS
@@ -234,6 +237,27 @@ class Config(_Strict):
     _base: dict[str, Any] | None = PrivateAttr(default=None)
     _folder: Path | None = PrivateAttr(default=None)
 
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target_kind_defaults_to_local(cls, value: Any) -> Any:
+        """`kind` may be left out of `target` (or `target:` left empty): the README documents `local` as default."""
+        if value is None:
+            value = {}
+        if isinstance(value, dict) and value.get("kind") is None:
+            return {**value, "kind": "local"}
+        return value
+
+    @field_validator("audit", "sync", "conflicts", "environments", "rules", mode="before")
+    @classmethod
+    def _empty_section_is_left_out(cls, value: Any, info: ValidationInfo) -> Any:
+        """A section written with nothing after its colon (YAML null) reads as left out, as its writer meant;
+        so does an environment written as `dev:` alone."""
+        if value is None:
+            return [] if info.field_name == "rules" else {}
+        if info.field_name == "environments" and isinstance(value, dict):
+            return {name: {} if overlay is None else overlay for name, overlay in value.items()}
+        return value
+
 
 # ---------------------------------------------------------------- loading
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
@@ -282,43 +306,222 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _key_path(loc: tuple[Any, ...]) -> str:
-    """Join a pydantic error location into a config key path, dropping discriminated-union tags."""
-    parts: list[str] = []
-    for i, part in enumerate(loc):
-        previous = loc[i - 1] if i else None
-        if isinstance(part, str) and (previous in ("source", "target") or isinstance(previous, int)):
-            if part in _UNION_TAGS:
-                continue
-        parts.append(f"[{part}]" if isinstance(part, int) else part)
-    return ".".join(parts).replace(".[", "[")
+def _kinds(union: Any) -> tuple[str, ...]:
+    """The `kind` values of a tagged union's models (`Annotated[A | B, ...]`), in their order."""
+    return tuple(get_args(model.model_fields["kind"].annotation)[0] for model in get_args(get_args(union)[0]))
 
 
-_UNION_TAGS = {"csn", "datasphere", "local", "glue"}
+# By the first key of an error's path: the kinds to name when `kind` is left out.
+_KINDS = {"source": _kinds(SourceConfig), "target": _kinds(TargetConfig), "rules": _kinds(Rule)}
+# Values never quoted in a message: the input of a secret that failed validation is still the secret.
+_SECRET_KEYS = frozenset(
+    name for name, field in DatasphereSourceConfig.model_fields.items() if field.annotation is SecretStr
+)
 
 
-def _format_validation_error(exc: ValidationError, origin: str) -> str:
-    problems = []
-    for err in exc.errors():
-        loc = _key_path(err["loc"])
-        if err["type"] == "extra_forbidden":
-            problems.append(f"unknown key '{loc}'")
-        elif err["type"] == "missing":
-            problems.append(f"missing key '{loc}'")
-        elif err["type"] == "path_type":
-            problems.append(f"key '{loc}': must be a path, written as text")
-        elif err["type"] == "union_tag_invalid":
-            problems.append(f"'{loc}': {err['msg']}")
+@dataclass(frozen=True)
+class _Place:
+    """Where a pydantic error points in the configuration as written: the key path (e.g. `rules[0].target`),
+    the key path of the plain union (e.g. `'auto' | bool`) whose member failed, if any, and whether the error is
+    about a mapping's key itself rather than its value; `default_kind`: the `kind` used as it was left out."""
+
+    key: str
+    union: str | None = None
+    of_key: bool = False
+    default_kind: str | None = None
+
+
+def _join(parts: list[Any]) -> str:
+    return ".".join(f"[{part}]" if isinstance(part, int) else str(part) for part in parts).replace(".[", "[")
+
+
+def _place(loc: tuple[Any, ...], data: Any, missing: bool) -> _Place:
+    """Follow a pydantic error location through the input: steps that are no key or index of it are union
+    labels (a tagged model's `kind`, or a plain member's type such as `literal['auto']`) and are left out."""
+    parts: list[Any] = []
+    union, of_key, after_tag, default_kind = None, False, False, None
+    for i, step in enumerate(loc):
+        if step == "[key]":
+            of_key = True
+        elif isinstance(data, dict) and not after_tag and _is_tag(step, data, missing and i == len(loc) - 1):
+            after_tag = True
+            default_kind = None if "kind" in data else step
+            continue
+        elif isinstance(data, dict) or (isinstance(step, int) and isinstance(data, list)):
+            parts.append(step)
+            data = _child(data, step)
+        elif union is None:
+            union = _join(parts)
+        after_tag = False
+    return _Place(_join(parts), union, of_key, default_kind)
+
+
+def _is_tag(step: Any, data: dict[Any, Any], missing_key: bool) -> bool:
+    """Whether `step` names the tagged model validated for `data`: its `kind`, given or (not being a key of
+    `data`, nor the key found missing) defaulted."""
+    return step == data.get("kind") or (step not in data and not missing_key)
+
+
+def _child(data: Any, step: Any) -> Any:
+    if isinstance(data, dict):
+        return data.get(step)
+    return data[step] if -len(data) <= step < len(data) else None
+
+
+# What a value of an error type would have been, as alternatives.
+_TYPE_WORDS = {
+    "bool_type": ["true", "false"],
+    "bool_parsing": ["true", "false"],
+    "int_type": ["a whole number"],
+    "int_parsing": ["a whole number"],
+    "int_from_float": ["a whole number"],
+    "float_type": ["a number"],
+    "float_parsing": ["a number"],
+    "string_type": ["text"],
+    "list_type": ["a list"],
+    "dict_type": ["a mapping"],
+    "model_type": ["a mapping"],
+    "model_attributes_type": ["a mapping"],
+    "path_type": ["a path (text)"],
+}
+_BOUND_WORDS = {
+    "greater_than": "a number above {gt}",
+    "greater_than_equal": "a number of at least {ge}",
+    "less_than": "a number below {lt}",
+    "less_than_equal": "a number of at most {le}",
+    "too_short": "{min_length} or more entries",
+    "too_long": "{max_length} or fewer entries",
+}
+
+
+def _alternatives(err: ErrorDetails) -> list[str] | None:
+    """What the value should have been, as alternatives; None when a validator of ours said it in its words."""
+    ctx = err.get("ctx", {})
+    if err["type"] == "literal_error":
+        return re.split(r", | or ", str(ctx["expected"]))
+    if err["type"] in _BOUND_WORDS:
+        return [_BOUND_WORDS[err["type"]].format(**{name: _shown(bound) for name, bound in ctx.items()})]
+    return _TYPE_WORDS.get(err["type"])
+
+
+def _one_of(alternatives: list[str]) -> str:
+    if len(alternatives) == 1:
+        return alternatives[0]
+    return ", ".join(alternatives[:-1]) + " or " + alternatives[-1]
+
+
+def _shown(value: Any) -> str:
+    """A value as the YAML file spells it, shortened; a mapping or list by its shape only."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (dict, list)):
+        return ("a" if value else "an empty") + (" mapping" if isinstance(value, dict) else " list")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _expected(place: _Place, alternatives: list[str], value: Any) -> str:
+    """`key 'K': expected A or B, got V`, or, for a mapping left empty, the advice to fill it."""
+    if value is None and alternatives == ["a mapping"]:
+        return f"key '{place.key}' is empty; give a mapping"
+    got = "" if place.key.rsplit(".", 1)[-1] in _SECRET_KEYS else f", got {_shown(value)}"
+    return f"key '{place.key}': expected {_one_of(alternatives)}{got}"
+
+
+def _problem(err: ErrorDetails, place: _Place) -> str:
+    """One error as a sentence about the file: its key path, what was expected, what was found."""
+    key, kind, ctx = place.key, err["type"], err.get("ctx", {})
+    if kind == "extra_forbidden":
+        kind_left_out = f" (no kind given: '{place.default_kind}' is used)" if place.default_kind else ""
+        return f"unknown key '{key}'{kind_left_out}"
+    if kind == "missing":
+        return f"missing key '{key}'"
+    if kind == "union_tag_not_found" and isinstance(err["input"], dict):
+        kinds = _KINDS.get(re.split(r"[.\[]", key)[0], ())
+        return f"key '{key}.kind' is missing" + (f" (one of: {', '.join(kinds)})" if kinds else "")
+    if kind == "union_tag_invalid":
+        kinds_text = str(ctx.get("expected_tags")).replace("'", "")
+        return f"key '{key}': unknown kind {ctx.get('tag')!r} (one of: {kinds_text})"
+    alternatives = _alternatives(err)
+    if alternatives is not None and place.of_key:
+        return f"unknown key '{key}' (one of: {', '.join(word.strip(chr(39)) for word in alternatives)})"
+    if alternatives is not None:
+        return _expected(place, alternatives, err["input"])
+    # A validator's own sentence, without pydantic's label; one that names its key already stands alone.
+    message = re.sub(r"^(Value error|Assertion failed), ", "", err["msg"])
+    return message if message.startswith((f"{key}.", f"{key}:")) else f"key '{key}': {message}"
+
+
+def _union_problems(members: list[tuple[ErrorDetails, _Place]]) -> list[str]:
+    """The errors of a value that fits no member of a plain union, collapsed into one sentence when the value
+    failed each member's type; when it had a member's shape, only that member's errors tell what is wrong."""
+    deeper = [(err, place) for err, place in members if place.key != place.union]
+    checked = [(err, place) for err, place in members if _alternatives(err) is None]
+    if deeper or checked:
+        return [_problem(err, place) for err, place in deeper or checked]
+    alternatives = [choice for err, _ in members for choice in _alternatives(err) or []]
+    first_err, first_place = members[0]
+    return [_expected(first_place, list(dict.fromkeys(alternatives)), first_err["input"])]
+
+
+def _problems(errors: list[ErrorDetails], data: Any) -> Iterator[str]:
+    """One sentence per error, in pydantic's order, the errors of one plain union taken together."""
+    groups: dict[Any, list[tuple[ErrorDetails, _Place]]] = {}
+    for number, err in enumerate(errors):
+        place = _place(tuple(err["loc"]), data, missing=err["type"] == "missing")
+        groups.setdefault(number if place.union is None else place.union, []).append((err, place))
+    for members in groups.values():
+        if members[0][1].union is None:
+            yield _problem(*members[0])
         else:
-            # A validator's own sentence, without pydantic's label.
-            message = err["msg"].removeprefix("Value error, ")
-            problems.append(f"key '{loc}': {message}")
+            yield from _union_problems(members)
+
+
+def _format_validation_error(exc: ValidationError, origin: str, data: Any) -> str:
+    """All of pydantic's errors as sentences about `data`, the configuration as written (none of pydantic's
+    vocabulary: no model names, union members or input types)."""
+    problems = list(dict.fromkeys(_problems(exc.errors(), data)))
     return f"{origin}: " + "; ".join(problems) + "."
 
 
 class _YamlLoader(yaml.SafeLoader):
     """YAML with booleans spelled true/false only (as YAML 1.2): `on`, `off`, `yes` and `no` stay words, so
     keys such as a rule's `on:` read as written. Pydantic still takes those words as booleans where one is due."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _check_unique_keys(node, [], set())
+        return super().construct_document(node)
+
+
+class _DuplicateKeyError(yaml.YAMLError):
+    """A mapping of the file gives one key twice; PyYAML alone would keep the last silently."""
+
+    def __init__(self, key: str, first: yaml.Mark, again: yaml.Mark) -> None:
+        super().__init__(key)
+        self.key, self.first, self.again = key, first, again
+
+
+def _check_unique_keys(node: yaml.Node, path: list[Any], seen: set[int]) -> None:
+    """Raise `_DuplicateKeyError` for the first key given twice in one mapping under `node` (merge keys `<<`
+    may repeat what they merge: there the file's own key wins, as YAML means)."""
+    if id(node) in seen:  # an alias: its anchor was checked already (and may contain itself)
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _check_unique_keys(item, [*path, index], seen)
+    elif isinstance(node, yaml.MappingNode):
+        marks: dict[Any, yaml.Mark] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+            if key_node.tag != "tag:yaml.org,2002:merge" and key in marks:
+                raise _DuplicateKeyError(_join([*path, key]), marks[key], key_node.start_mark)
+            marks.setdefault(key, key_node.start_mark)
+            _check_unique_keys(value_node, [*path, key], seen)
 
 
 _YamlLoader.yaml_implicit_resolvers = {
@@ -344,6 +547,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"configuration file {path} cannot be read: {exc.strerror}.") from exc
     try:
         data = yaml.load(text, Loader=_YamlLoader)  # noqa: S506 (a SafeLoader)
+    except _DuplicateKeyError as exc:
+        first, again = (f"line {m.line + 1}, column {m.column + 1}" for m in (exc.first, exc.again))
+        raise ConfigError(
+            f"configuration file {path}: key '{exc.key}' appears twice: at {first} and at {again}.",
+            hint="Keep one of them.",
+        ) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -417,7 +626,7 @@ def load_config(
     except ValidationError as exc:
         where = f"{origin} (environment '{env}')" if env is not None else origin
         # Not chained: pydantic's own text quotes the input values, secrets included, and --debug prints it.
-        raise ConfigError(_format_validation_error(exc, where)) from None
+        raise ConfigError(_format_validation_error(exc, where, raw)) from None
     model.env = env
     model.origin = origin
     model._base, model._folder = base, folder

@@ -47,6 +47,19 @@ def test_minimal_config_gets_the_embedded_defaults(tmp_path: Path) -> None:
             "source: {kind: csn, path: x}\nsync: {priority: [table, nonsense]}\n",
             "key 'sync.priority': unknown asset kind(s) ['nonsense']",
         ),
+        # A key given twice: PyYAML alone keeps the last one silently.
+        (
+            "source: {kind: csn, path: a/, path: /nonexistent}\n",
+            "key 'source.path' appears twice: at line 1, column 21 and at line 1, column 31",
+        ),
+        (
+            "source: {kind: csn, path: x}\ntarget:\n  kind: local\ntarget:\n  kind: glue\n",
+            "key 'target' appears twice: at line 2, column 1 and at line 4, column 1",
+        ),
+        (
+            "source: {kind: csn, path: x}\nrules:\n  - kind: tags\n    tags: [a]\n    tags: [b]\n",
+            "key 'rules[0].tags' appears twice: at line 4",
+        ),
     ],
 )
 def test_bad_configuration_names_the_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
@@ -201,3 +214,109 @@ def test_an_overlay_that_switches_kind_replaces_the_section() -> None:
         "target": {"kind": "glue", "region": "eu-west-1"}
     }
     assert deep_merge(base, {"target": {"path": "other"}}) == {"target": {"kind": "local", "path": "other"}}
+
+
+def test_yaml_merge_keys_may_repeat_what_they_merge(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "source: {kind: csn, path: x}\n"
+        "environments:\n  prod:\n    target: &glue {kind: glue, region: eu-west-1}\n"
+        "  qa:\n    target:\n      <<: *glue\n      region: eu-central-1\n",
+    )
+    qa = load_config(path, env="qa")
+    assert isinstance(qa.target, GlueTargetConfig) and qa.target.region == "eu-central-1"
+
+
+def test_a_target_without_kind_is_the_documented_local_default(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "source: {kind: csn, path: x}\ntarget: {path: elsewhere}\n"))
+    assert isinstance(cfg.target, LocalTargetConfig) and cfg.target.path == tmp_path / "elsewhere"
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'target.region' \(no kind given: 'local' is used\)\.$"
+    ):
+        load_config(write(tmp_path, "source: {kind: csn, path: x}\ntarget: {region: eu-west-1}\n"))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("source: {path: x}\n", "key 'source.kind' is missing (one of: csn, datasphere)."),
+        (
+            "source: {kind: csn, path: x}\nrules: [{tags: [a]}]\n",
+            "key 'rules[0].kind' is missing (one of: scope, naming, type, business, parameters, tags, value_map, "
+            "default).",
+        ),
+        (
+            "source: {kind: csn, path: x, read_in_subprocess: maybe}\n",
+            "key 'source.read_in_subprocess': expected 'auto', true or false, got 'maybe'.",
+        ),
+        (
+            "source: {kind: csn, path: x}\nrules: [{kind: type, source_type: 3, glue_type: string}]\n",
+            "key 'rules[0].source_type': expected text or a list, got 3.",
+        ),
+        (
+            "source: {kind: csn, path: x}\nrules: [{kind: naming, target: schema}]\n",
+            "key 'rules[0].target': expected 'database', 'table' or 'column', got 'schema'.",
+        ),
+        ("source:\n", "key 'source' is empty; give a mapping."),
+        ("source: exports\n", "key 'source': expected a mapping, got 'exports'."),
+        (
+            "source: {kind: csn, path: x}\nsync: {max_delete_fraction: 2}\n",
+            "expected a number of at most 1, got 2",
+        ),
+        (
+            "source: {kind: csn, path: x}\nsync: {delete_stale: perhaps}\n",
+            "expected true or false, got 'perhaps'",
+        ),
+        ("source: {kind: csn, path: x}\nrules: {a: 1}\n", "key 'rules': expected a list, got a mapping."),
+        ("source: {kind: csn, path: x, language: }\n", "key 'source.language': expected text, got nothing."),
+        ("source: {kind: ftp, path: x}\n", "key 'source': unknown kind 'ftp' (one of: csn, datasphere)."),
+        (
+            "source: {kind: csn, path: x}\nconflicts: {by_kind: {table: {nameing: manual}}}\n",
+            "unknown key 'conflicts.by_kind.table.nameing' (one of: naming, ownership, schema_drift, "
+            "edited_in_target).",
+        ),
+        (
+            "source: {kind: csn, path: x}\nconflicts: {naming: merge}\n",
+            ": conflicts.naming: 'merge' is not allowed for naming conflicts",
+        ),
+    ],
+)
+def test_validation_messages_speak_of_the_file_not_of_pydantic(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message == f"{path}: {expected}" or (expected in message and message.startswith(f"{path}: "))
+    for internal in (
+        "Input should",
+        "literal[",
+        "instance of",
+        "discriminator",
+        "Config",
+        "[key]",
+        "Value error",
+    ):
+        assert internal not in message
+
+
+def test_a_secret_of_the_wrong_type_is_not_quoted(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "source: {kind: datasphere, url: 'https://t.example', client_id: a, client_secret: 987654321}\n",
+    )
+    with pytest.raises(ConfigError, match=r"key 'source.client_secret': expected text\.$") as caught:
+        load_config(path)
+    assert "987654321" not in str(caught.value)
+
+
+def test_an_empty_section_reads_as_left_out(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "source: {kind: csn, path: x}\ntarget:\naudit:\nsync:\nconflicts:\nrules:\nenvironments: {dev: }\n",
+    )
+    cfg = load_config(path, env="dev")
+    assert isinstance(cfg.target, LocalTargetConfig) and cfg.target.path == tmp_path / "catalog"
+    assert cfg.audit.dir == tmp_path / "metasync-audit"
+    assert cfg.rules == [] and cfg.environments == {"dev": {}} and not cfg.sync.delete_stale
