@@ -261,9 +261,8 @@ class LocalTarget:
             self.calls.add("CreateDatabase")
             try:
                 self._write_file(path, _dumps(orjson.loads(row["database_input"])))
-            except (
-                OSError
-            ) as exc:  # after the check above: the disk filled up, or the folder changed meanwhile
+            # After the check above: the disk filled up, or the folder changed meanwhile.
+            except OSError as exc:
                 failed_databases[row["glue_database"]] = f"cannot write {path}: {exc.strerror}"
 
         outcomes: list[dict[str, Any]] = []
