@@ -282,7 +282,7 @@ def _asset_events(plan: pl.DataFrame, dry_run: bool) -> pl.DataFrame:
         .then(pl.lit("error"))
         .when(pl.col("action").is_in(["quarantine", "conflict"]))
         .then(pl.lit("error"))
-        .when(pl.col("action") == "skip")
+        .when((pl.col("action") == "skip") | (pl.col("status") == "skipped"))
         .then(pl.lit("warning"))
         .otherwise(pl.lit("info"))
     )
@@ -787,8 +787,17 @@ def _write(
         pl.col("hint").alias("_hint"),
     )
     merged = plan.join(outcome_cols, on=["space", "name", "action"], how="left", maintain_order="left")
+    # An asset left out because its upstream was not written is a skip, as one held before the write is.
+    skipped = pl.col("_status") == "skipped"
     return merged.with_columns(
+        action=pl.when(skipped).then(pl.lit("skip")).otherwise(pl.col("action")),
         status=pl.coalesce("_status", "status"),
         reason=pl.coalesce("_message", "reason"),
-        hint=pl.coalesce("_hint", "hint"),
+        hint=pl.coalesce(
+            "_hint",
+            pl.when(skipped).then(
+                pl.lit("Fix the upstream asset named in the reason; this one follows on the next run.")
+            ),
+            "hint",
+        ),
     ).drop("_status", "_message", "_hint")

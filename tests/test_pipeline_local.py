@@ -750,3 +750,26 @@ def test_control_characters_never_reach_a_description_or_comment(tmp_path: Path)
     assert written["Description"] == "two\nlines\tand a bell , nul    end"
     assert written["StorageDescriptor"]["Columns"][0]["Comment"] == "bell  nul  esc  end"
     assert metasync.sync(config(tmp_path, tmp_path / "src")).summary["counts"]["unchanged"] == 1
+
+
+def test_an_asset_whose_upstream_failed_to_write_is_a_skip_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reported as an asset held before the write is: action skip, a warning naming the upstream, a hint."""
+    view = entity("A") | {"query": {"SELECT": {"from": {"ref": ["T"]}}}}
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A"), "V": view})
+    write_file = LocalTarget._write_file
+
+    def full_disk(self: LocalTarget, path: Path, content: bytes) -> None:
+        if path.name == "t.json":
+            raise OSError(28, "No space left on device", str(path))
+        write_file(self, path, content)
+
+    monkeypatch.setattr(LocalTarget, "_write_file", full_disk)
+    result = metasync.sync(config(tmp_path, tmp_path / "src"))
+    row = result.plan.filter(pl.col("name") == "V").row(0, named=True)
+    assert (row["action"], row["status"]) == ("skip", "skipped")
+    assert row["reason"] == "skipped because upstream S.T was not written" and row["hint"]
+    event = result.events.filter((pl.col("event") == "asset") & (pl.col("name") == "V")).row(0, named=True)
+    assert event["severity"] == "warning" and event["hint"]
+    assert result.summary["counts"]["skipped"] == 1 and result.summary["counts"]["failed"] == 1

@@ -373,9 +373,9 @@ class GlueTarget:
         """Outcomes of one batch: rows held back first, then the rows sent to Glue; `tick` per row done."""
         has_upstreams = "upstreams" in batch.columns
         blocked = (
-            pl.col("upstreams").list.eval(pl.element().is_in(list(stopped))).list.any().fill_null(False)
+            pl.col("upstreams").list.filter(pl.element().is_in(list(stopped))).list.first()
             if has_upstreams and stopped
-            else pl.lit(False)
+            else pl.lit(None, dtype=pl.Utf8)
         )
         batch = batch.with_columns(
             _db_failed=pl.col("glue_database").is_in(list(failed_databases)),
@@ -417,9 +417,12 @@ class GlueTarget:
                 cause.code,
                 f"database '{row['glue_database']}' could not be created: {cause.message}",
             )
-        if row["_blocked"]:
+        if row["_blocked"] is not None:
             return _outcome(
-                row, "skipped", "UpstreamFailed", "skipped because an upstream asset failed or was skipped"
+                row,
+                "skipped",
+                "UpstreamFailed",
+                f"skipped because upstream {row['_blocked']} was not written",
             )
         if row["violation"] is not None and row["action"] != "delete":
             return _outcome(row, "failed", "GlueLimit", f"not sent to Glue: {row['violation']}")

@@ -136,6 +136,8 @@ def test_partial_failure_skips_data_flow_dependents(glue_proxy: GlueProxy, moto:
     assert outcomes["B"]["error_code"] == "AccessDeniedException"
     assert "IAM" in outcomes["B"]["hint"]
     assert outcomes["C"]["error_code"] == "UpstreamFailed"
+    assert outcomes["C"]["message"] == "skipped because upstream S.B was not written"
+    assert outcomes["D"]["message"] == "skipped because upstream S.C was not written"
     assert sorted(t["Name"] for t in all_tables(moto, "s")) == ["a", "e"]
 
 
