@@ -25,7 +25,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from metasync.errors import ConfigError
-from metasync.models import ASSET_KINDS
+from metasync.models import ASSET_KINDS, space_name_problem
 from metasync.transform.conflicts import ConflictStrategies
 from metasync.transform.rules import Rule
 
@@ -60,8 +60,9 @@ class CsnSourceConfig(_Strict):
     @field_validator("space")
     @classmethod
     def _space_has_no_dot(cls, value: str | None) -> str | None:
-        if value is not None and ("." in value or not value.strip()):
-            raise ValueError("a space name must be non-empty and contain no dot")
+        problem = space_name_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(f"{value!r} {problem}")
         return value
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,3 +147,16 @@ class SourceFrames:
         EDGE_SCHEMA.validate(self.edges)
         COLUMN_LINEAGE_SCHEMA.validate(self.column_lineage)
         return self
+
+
+_NOT_IN_SPACE = re.compile(r"[./\\\x00-\x1f]")
+
+
+def space_name_problem(space: str) -> str | None:
+    """Why `space` cannot name a space, or None: an ASSET_ID is `SPACE.NAME`, split at its first dot, so a
+    space name has no dot (nor a path separator or control character, as Datasphere's technical names)."""
+    if not space.strip():
+        return "is empty"
+    if _NOT_IN_SPACE.search(space):
+        return "has a dot, slash or control character, which a space name cannot have"
+    return None

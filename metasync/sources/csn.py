@@ -27,6 +27,7 @@ from metasync.models import (
     COLUMN_SCHEMA,
     Event,
     SourceFrames,
+    space_name_problem,
 )
 from metasync.runtime import gc_paused
 from metasync.sources.csn_lineage import column_lineage_rows
@@ -487,6 +488,9 @@ def _prepare(document: CsnDocument, language: str) -> _Doc:
         if isinstance(definition, dict) and definition.get("kind") == "context":
             space = _text(definition.get("@DataWarehouse.space.name"))
             if space:
+                problem = space_name_problem(space)
+                if problem:
+                    raise InvalidDefinition(document, name, f"@DataWarehouse.space.name {space!r} {problem}")
                 prefixes.append((name + ".", space))
     prefixes.sort(key=lambda p: len(p[0]), reverse=True)
     bundle: dict[str, Any] = {}
@@ -1274,6 +1278,13 @@ class CsnSource:
                 if any(part.startswith(".") for part in relative.parts):
                     continue
                 space = relative.parts[0] if len(relative.parts) > 1 else self.config.space
+                problem = space_name_problem(relative.parts[0]) if len(relative.parts) > 1 else None
+                if problem:
+                    raise ConfigError(
+                        f"the folder {root / relative.parts[0]} is no space name: it {problem} (ASSET_IDs are "
+                        "SPACE.NAME).",
+                        hint="Rename the folder to the space's technical name.",
+                    )
                 found.append(CsnFile(path, space))
         missing = [f.path for f in found if f.space is None]
         if missing:

@@ -219,6 +219,24 @@ def test_data_flow_edges_for_joins_unions_subselects_and_parameters() -> None:
     }
 
 
+def test_a_space_folder_with_a_dot_in_its_name_is_refused(tmp_path: Path) -> None:
+    """`MY.SPACE.T` would read as space MY: the run stops before anything is read, naming the folder."""
+    write(tmp_path / "exports" / "MY.SPACE" / "a.json", csn(T=TABLE))
+    with pytest.raises(ConfigError, match=r"the folder .*MY\.SPACE is no space name: it has a dot"):
+        CsnSource(CsnSourceConfig(path=tmp_path / "exports")).read()
+
+
+@pytest.mark.parametrize("space", ["../../evil", "MY.SPACE", " "])
+def test_a_context_naming_no_space_is_an_invalid_definition(tmp_path: Path, space: str) -> None:
+    document = csn(OTHER={"kind": "context", "@DataWarehouse.space.name": space}, **{"OTHER.T": TABLE})
+    write(tmp_path / "exports" / "S" / "bad.json", document)
+    write(tmp_path / "exports" / "S" / "good.json", csn(T=TABLE))
+    with pytest.raises(SourceError, match=r"bad\.json.*@DataWarehouse\.space\.name"):
+        CsnSource(CsnSourceConfig(path=tmp_path / "exports")).read()
+    frames = CsnSource(CsnSourceConfig(path=tmp_path / "exports", skip_invalid=True)).read()
+    assert frames.assets.select("space", "name").rows() == [("S", "T")] and frames.incomplete
+
+
 def test_space_rule_for_folders_files_and_contexts(tmp_path: Path) -> None:
     root = tmp_path / "exports"
     write(root / "SALES" / "a.json", csn(T1=TABLE))
