@@ -26,6 +26,13 @@ def test_bad_intervals_are_config_errors(text: str) -> None:
         parse_interval(text)
 
 
+@pytest.mark.parametrize("text", ["0", "0s", "0.0m"])
+def test_an_interval_of_no_time_is_refused(text: str) -> None:
+    """It would start run after run with no pause."""
+    with pytest.raises(ConfigError, match="is no time at all"):
+        parse_interval(text)
+
+
 def project(tmp_path: Path) -> Path:
     table = {"kind": "entity", "elements": {"A": {"type": "cds.Integer"}}}
     (tmp_path / "exports" / "S").mkdir(parents=True)

@@ -28,7 +28,10 @@ def parse_interval(text: str) -> float:
     match = _INTERVAL.match(text)
     if not match:
         raise ConfigError(f"--every {text!r} is not an interval; write e.g. 30s, 15m, 2h or 1d.")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ConfigError(f"--every {text!r} is no time at all; runs need an interval, e.g. 30s, 15m or 1h.")
+    return seconds
 
 
 @dataclass

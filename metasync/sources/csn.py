@@ -1251,6 +1251,20 @@ class LoadedFiles:
     incomplete: bool
 
 
+def _check_definitions(file: CsnFile, payload: Any) -> None:
+    """A document with a `definitions` key that is no object is broken CSN (not some other JSON to ignore)."""
+    if (
+        isinstance(payload, dict)
+        and "definitions" in payload
+        and not isinstance(payload["definitions"], dict)
+    ):
+        found = type(payload["definitions"]).__name__.replace("NoneType", "null").replace("str", "text")
+        raise SourceError(
+            f"{file.path} is not valid CSN: its 'definitions' is {found}, not an object of definitions.",
+            hint="Fix or re-export the file, or set source.skip_invalid: true to skip it.",
+        )
+
+
 class CsnSource:
     """CSN exports on disk: a file, or a folder whose immediate subfolders name the spaces."""
 
@@ -1357,6 +1371,7 @@ class CsnSource:
             for file in files:
                 try:
                     payload = self._load(file)
+                    _check_definitions(file, payload)
                 except SourceError as exc:
                     if not self.config.skip_invalid:
                         raise

@@ -527,6 +527,18 @@ def test_a_byte_order_mark_is_read_and_other_encodings_are_named(tmp_path: Path)
         CsnSource(CsnSourceConfig(path=tmp_path)).read()
 
 
+@pytest.mark.parametrize(("definitions", "found"), [([], "list"), ("x", "text"), (None, "null")])
+def test_definitions_that_are_no_object_are_invalid_csn(tmp_path: Path, definitions: Any, found: str) -> None:
+    """Broken CSN, not some other JSON file to pass over: the run stops, or skips it and ends partial."""
+    write(tmp_path / "S" / "bad.json", {"definitions": definitions})
+    write(tmp_path / "S" / "good.json", csn(T=TABLE))
+    with pytest.raises(SourceError, match=rf"bad\.json is not valid CSN: its 'definitions' is {found}"):
+        CsnSource(CsnSourceConfig(path=tmp_path)).read()
+    frames = CsnSource(CsnSourceConfig(path=tmp_path, skip_invalid=True)).read()
+    assert frames.incomplete and frames.assets["name"].to_list() == ["T"]
+    assert [e.event for e in frames.events if e.severity == "error"] == ["file_skipped"]
+
+
 def test_files_that_are_not_csn_are_reported(tmp_path: Path) -> None:
     write(tmp_path / "S" / "space.json", {"S": {"spaceDefinition": {"version": "1.0.4"}}})
     write(tmp_path / "S" / "other.json", [1, 2, 3])
