@@ -102,7 +102,7 @@ def test_watch_command_runs_and_exits_with_the_last_code(tmp_path: Path) -> None
             "-c",
             str(config),
             "--every",
-            "0s",
+            "0.1s",
             "--max-runs",
             "2",
         ],
