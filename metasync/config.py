@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -42,12 +43,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
+def _given_path(value: Any) -> Any:
+    """An empty path (often an environment variable that is not set) would mean the configuration's own
+    folder: reading it as the source, or writing the catalog or the audit into it. It is refused instead."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("the path is empty (is an environment variable in it unset?)")
+    return value
+
+
+GivenPath = Annotated[Path, BeforeValidator(_given_path)]
+
+
 # ---------------------------------------------------------------- sources
 class CsnSourceConfig(_Strict):
     """CSN exports on disk: one file, or a folder searched recursively for *.json and *.csn."""
 
     kind: Literal["csn"] = "csn"
-    path: Path
+    path: GivenPath
     space: str | None = Field(default=None, description="space of files directly under `path`")
     skip_invalid: bool = Field(default=False, description="skip unreadable files instead of stopping")
     language: str = Field(default="en", description="language used to resolve {i18n>KEY} labels")
@@ -128,7 +140,7 @@ class LocalTargetConfig(_Strict):
     """A folder holding a Glue-shaped catalog: the embedded default, no AWS needed."""
 
     kind: Literal["local"] = "local"
-    path: Path = Path("catalog")
+    path: GivenPath = Path("catalog")
 
 
 _REGION = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")  # the shape botocore accepts
@@ -194,7 +206,7 @@ TargetConfig = Annotated[LocalTargetConfig | GlueTargetConfig, Field(discriminat
 
 # ---------------------------------------------------------------- the rest
 class AuditConfig(_Strict):
-    dir: Path = Path("metasync-audit")
+    dir: GivenPath = Path("metasync-audit")
 
 
 class SyncOptions(_Strict):

@@ -47,6 +47,13 @@ def test_minimal_config_gets_the_embedded_defaults(tmp_path: Path) -> None:
             "source: {kind: csn, path: x}\nsync: {priority: [table, nonsense]}\n",
             "key 'sync.priority': unknown asset kind(s) ['nonsense']",
         ),
+        # An empty path would read or write the configuration's own folder.
+        ('source: {kind: csn, path: ""}\n', "key 'source.path': the path is empty"),
+        (
+            'source: {kind: csn, path: x}\ntarget: {path: "${UNSET_VAR:-}"}\n',
+            "key 'target.path': the path is empty",
+        ),
+        ("source: {kind: csn, path: x}\naudit: {dir: ' '}\n", "key 'audit.dir': the path is empty"),
         # A key given twice: PyYAML alone keeps the last one silently.
         (
             "source: {kind: csn, path: a/, path: /nonexistent}\n",
