@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -52,8 +53,11 @@ def _main(
     """Synchronise SAP Datasphere catalog metadata into the AWS Glue Data Catalog."""
 
 
-out = Console(soft_wrap=True)  # piped output keeps long lines (paths, reasons) whole for grep
-err = Console(stderr=True, soft_wrap=True)
+# Piped output (a scheduler's log, grep) keeps long lines and the plan table's asset names whole: without a
+# terminal, Rich would lay tables out 80 characters wide and cut the names. COLUMNS, when set, still rules.
+_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 1000
+out = Console(soft_wrap=True, width=_WIDTH)
+err = Console(stderr=True, soft_wrap=True, width=_WIDTH)
 
 T = TypeVar("T")
 

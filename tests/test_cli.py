@@ -217,3 +217,20 @@ def test_lineage_of_a_partly_read_source_exits_1_naming_the_file(tmp_path: Path)
     assert "S.T" in result.stdout  # the graph of what was read is still printed
     assert "bad.json is not valid JSON" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_piped_plan_keeps_long_asset_names_whole(tmp_path: Path) -> None:
+    """A scheduler's log is no terminal: Rich would lay the plan table out 80 characters wide and cut names."""
+    name = "A_VERY_LONG_TECHNICAL_NAME_AS_SAP_DELIVERS_THEM_FOR_DELTA_TABLES_1_Delta"
+    table = {"kind": "entity", "elements": {"A": {"type": "cds.Integer"}}}
+    config = csn_project(tmp_path, {"SALES/t.json": json.dumps({"definitions": {name: table}})})
+    done = subprocess.run(
+        [sys.executable, "-m", "metasync.cli", "plan", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},  # no COLUMNS: the width of a pipe
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"SALES.{name}" in done.stdout and f"sales.{name.lower()}" in done.stdout
