@@ -425,7 +425,7 @@ def _run(
             )
         )
     assets, columns = map_frames(cfg, frames, rules)
-    audit.extend(naming_events(assets, columns))
+    audit.extend(naming_events(assets, columns) + decimal_events(columns))
     desired, quarantined = _desired_tables(assets, columns)
 
     target = make_target(cfg)
@@ -538,6 +538,34 @@ def naming_events(assets: pl.DataFrame, columns: pl.DataFrame) -> list[Event]:
             )
         )
     return events
+
+
+def decimal_events(columns: pl.DataFrame) -> list[Event]:
+    """A warning for decimals wider than Glue's 38 digits: they are written with fewer fractional digits (all
+    of them gone when the integer part alone has 38 or more), which changes what the column can hold."""
+    wide = columns.filter(
+        (pl.col("source_type") == "cds.Decimal")
+        & (pl.col("precision") > 38)
+        & pl.col("glue_type").str.starts_with("decimal(")
+    )
+    if wide.is_empty():
+        return []
+    examples = [
+        f"{s}.{n}.{c} decimal({p},{sc}) -> {g}"
+        for s, n, c, p, sc, g in wide.select("space", "name", "column", "precision", "scale", "glue_type")
+        .head(3)
+        .rows()
+    ]
+    return [
+        Event(
+            "decimal_narrowed",
+            "warning",
+            f"{wide.height} decimal column(s) have more than the 38 digits Glue holds; fractional digits were "
+            f"dropped to fit (e.g. {'; '.join(examples)}).",
+            details={"columns": wide.height, "examples": examples},
+            hint="Check the precision in Datasphere, or map them to double or string with a type rule.",
+        )
+    ]
 
 
 def _desired_tables(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -773,3 +773,16 @@ def test_an_asset_whose_upstream_failed_to_write_is_a_skip_naming_it(
     event = result.events.filter((pl.col("event") == "asset") & (pl.col("name") == "V")).row(0, named=True)
     assert event["severity"] == "warning" and event["hint"]
     assert result.summary["counts"]["skipped"] == 1 and result.summary["counts"]["failed"] == 1
+
+
+def test_decimals_wider_than_glue_holds_are_reported(tmp_path: Path) -> None:
+    table = entity("A")
+    table["elements"] |= {
+        "WIDE": {"type": "cds.Decimal", "precision": 99, "scale": 50},
+        "FINE": {"type": "cds.Decimal", "precision": 38, "scale": 10},
+    }
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": table})
+    result = metasync.plan(config(tmp_path, tmp_path / "src"))
+    (event,) = result.events.filter(pl.col("event") == "decimal_narrowed").rows(named=True)
+    assert event["severity"] == "warning" and "S.T.WIDE decimal(99,50) -> decimal(38,0)" in event["message"]
+    assert json.loads(event["details"])["columns"] == 1 and event["hint"]
