@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -1251,6 +1252,23 @@ class LoadedFiles:
     incomplete: bool
 
 
+def _files_under(root: Path) -> Iterator[Path]:
+    """Every file under `root`, hidden folders left out, linked folders followed (a space folder linked into
+    the export folder is part of it), each real folder once (a link back up would loop forever)."""
+    seen: set[str] = set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders.clear()
+            continue
+        seen.add(real)
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        for name in names:
+            path = Path(folder, name)
+            if path.is_file():
+                yield path
+
+
 def _check_definitions(file: CsnFile, payload: Any) -> None:
     """A document with a `definitions` key that is no object is broken CSN (not some other JSON to ignore)."""
     if (
@@ -1285,9 +1303,7 @@ class CsnSource:
             found = [CsnFile(root, self.config.space)]
         else:
             found = []
-            for path in sorted(
-                p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in CSN_SUFFIXES
-            ):
+            for path in sorted(p for p in _files_under(root) if p.suffix.lower() in CSN_SUFFIXES):
                 relative = path.relative_to(root)
                 if any(part.startswith(".") for part in relative.parts):
                     continue

@@ -237,6 +237,17 @@ def test_a_context_naming_no_space_is_an_invalid_definition(tmp_path: Path, spac
     assert frames.assets.select("space", "name").rows() == [("S", "T")] and frames.incomplete
 
 
+def test_a_linked_space_folder_is_read_and_a_link_loop_ends(tmp_path: Path) -> None:
+    write(tmp_path / "elsewhere" / "FINANCE" / "a.json", csn(LEDGER=TABLE))
+    write(tmp_path / "exports" / "SALES" / "a.json", csn(T=TABLE))
+    (tmp_path / "exports" / "FINANCE").symlink_to(
+        tmp_path / "elsewhere" / "FINANCE", target_is_directory=True
+    )
+    (tmp_path / "exports" / "SALES" / "again").symlink_to(tmp_path / "exports", target_is_directory=True)
+    frames = CsnSource(CsnSourceConfig(path=tmp_path / "exports")).read()
+    assert sorted(frames.assets.select("space", "name").rows()) == [("FINANCE", "LEDGER"), ("SALES", "T")]
+
+
 def test_space_rule_for_folders_files_and_contexts(tmp_path: Path) -> None:
     root = tmp_path / "exports"
     write(root / "SALES" / "a.json", csn(T1=TABLE))
