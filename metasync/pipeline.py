@@ -432,6 +432,7 @@ def _run(
     reached.append(target)
     state = target.read_state(assets["glue_database"].unique().sort().to_list())
     rows = _diff_rows(cfg, desired, state, assets, quarantined, audit, dry_run)
+    audit.extend(left_behind_events(assets, state))
 
     # Stale managed tables: only on request, only after a complete read, within the safety share.
     refused = False
@@ -538,6 +539,43 @@ def naming_events(assets: pl.DataFrame, columns: pl.DataFrame) -> list[Event]:
             )
         )
     return events
+
+
+def left_behind_events(assets: pl.DataFrame, state: TargetState) -> list[Event]:
+    """A warning for managed tables whose asset now maps to another table (a naming rule changed): nothing
+    writes them any more, and `--delete-stale` keeps them, since their asset still exists."""
+    moved = (
+        state.tables.filter(pl.col("managed"))
+        .join(
+            assets.select(
+                "space", "name", pl.col("glue_table").alias("_now"), pl.col("glue_database").alias("_db")
+            ),
+            on=["space", "name"],
+            how="inner",
+        )
+        .filter((pl.col("glue_table") != pl.col("_now")) | (pl.col("glue_database") != pl.col("_db")))
+        .sort("glue_database", "glue_table")
+    )
+    if moved.is_empty():
+        return []
+    examples = [
+        f"{db}.{table} (now {s}.{n} -> {now_db}.{now})"
+        for db, table, s, n, now_db, now in moved.select(
+            "glue_database", "glue_table", "space", "name", "_db", "_now"
+        )
+        .head(3)
+        .rows()
+    ]
+    return [
+        Event(
+            "tables_left_behind",
+            "warning",
+            f"{moved.height} managed table(s) belong to assets that now map to another table and are no longer "
+            f"written (e.g. {'; '.join(examples)}).",
+            details={"tables": moved.height, "examples": examples},
+            hint="Delete them in the target once the new tables are written; metasync leaves them as they are.",
+        )
+    ]
 
 
 def decimal_events(columns: pl.DataFrame) -> list[Event]:

@@ -786,3 +786,17 @@ def test_decimals_wider_than_glue_holds_are_reported(tmp_path: Path) -> None:
     (event,) = result.events.filter(pl.col("event") == "decimal_narrowed").rows(named=True)
     assert event["severity"] == "warning" and "S.T.WIDE decimal(99,50) -> decimal(38,0)" in event["message"]
     assert json.loads(event["details"])["columns"] == 1 and event["hint"]
+
+
+def test_tables_an_asset_left_for_another_name_are_reported(tmp_path: Path) -> None:
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A")})
+    settings = config(
+        tmp_path, tmp_path / "src", rules=[{"kind": "naming", "target": "table", "prefix": "v1_"}]
+    )
+    metasync.sync(settings)
+    settings["rules"] = []
+    result = metasync.sync(settings, delete_stale=True)
+    (event,) = result.events.filter(pl.col("event") == "tables_left_behind").rows(named=True)
+    assert "s.v1_t (now S.T -> s.t)" in event["message"] and event["severity"] == "warning"
+    assert (tmp_path / "catalog" / "s" / "tables" / "v1_t.json").exists()
+    assert metasync.sync(settings).events.filter(pl.col("event") == "tables_left_behind").height == 1
