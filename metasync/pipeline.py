@@ -541,6 +541,24 @@ def naming_events(assets: pl.DataFrame, columns: pl.DataFrame) -> list[Event]:
     return events
 
 
+def _warning_with_examples(
+    event: str, found: pl.DataFrame, example: pl.Expr, message: str, count_key: str, hint: str
+) -> list[Event]:
+    """One warning for the rows `found`: `message` (with `{n}`, their number) and the first three `example`s."""
+    if found.is_empty():
+        return []
+    examples = found.head(3).select(example).to_series().to_list()
+    return [
+        Event(
+            event,
+            "warning",
+            message.format(n=found.height) + f" (e.g. {'; '.join(examples)}).",
+            details={count_key: found.height, "examples": examples},
+            hint=hint,
+        )
+    ]
+
+
 def left_behind_events(assets: pl.DataFrame, state: TargetState) -> list[Event]:
     """A warning for managed tables whose asset now maps to another table (a naming rule changed): nothing
     writes them any more, and `--delete-stale` keeps them, since their asset still exists."""
@@ -556,26 +574,16 @@ def left_behind_events(assets: pl.DataFrame, state: TargetState) -> list[Event]:
         .filter((pl.col("glue_table") != pl.col("_now")) | (pl.col("glue_database") != pl.col("_db")))
         .sort("glue_database", "glue_table")
     )
-    if moved.is_empty():
-        return []
-    examples = [
-        f"{db}.{table} (now {s}.{n} -> {now_db}.{now})"
-        for db, table, s, n, now_db, now in moved.select(
-            "glue_database", "glue_table", "space", "name", "_db", "_now"
-        )
-        .head(3)
-        .rows()
-    ]
-    return [
-        Event(
-            "tables_left_behind",
-            "warning",
-            f"{moved.height} managed table(s) belong to assets that now map to another table and are no longer "
-            f"written (e.g. {'; '.join(examples)}).",
-            details={"tables": moved.height, "examples": examples},
-            hint="Delete them in the target once the new tables are written; metasync leaves them as they are.",
-        )
-    ]
+    return _warning_with_examples(
+        "tables_left_behind",
+        moved,
+        pl.format(
+            "{}.{} (now {}.{} -> {}.{})", "glue_database", "glue_table", "space", "name", "_db", "_now"
+        ),
+        "{n} managed table(s) belong to assets that now map to another table and are no longer written",
+        "tables",
+        "Delete them in the target once the new tables are written; metasync leaves them as they are.",
+    )
 
 
 def decimal_events(columns: pl.DataFrame) -> list[Event]:
@@ -586,24 +594,16 @@ def decimal_events(columns: pl.DataFrame) -> list[Event]:
         & (pl.col("precision") > 38)
         & pl.col("glue_type").str.starts_with("decimal(")
     )
-    if wide.is_empty():
-        return []
-    examples = [
-        f"{s}.{n}.{c} decimal({p},{sc}) -> {g}"
-        for s, n, c, p, sc, g in wide.select("space", "name", "column", "precision", "scale", "glue_type")
-        .head(3)
-        .rows()
-    ]
-    return [
-        Event(
-            "decimal_narrowed",
-            "warning",
-            f"{wide.height} decimal column(s) have more than the 38 digits Glue holds; fractional digits were "
-            f"dropped to fit (e.g. {'; '.join(examples)}).",
-            details={"columns": wide.height, "examples": examples},
-            hint="Check the precision in Datasphere, or map them to double or string with a type rule.",
-        )
-    ]
+    return _warning_with_examples(
+        "decimal_narrowed",
+        wide,
+        pl.format(
+            "{}.{}.{} decimal({},{}) -> {}", "space", "name", "column", "precision", "scale", "glue_type"
+        ),
+        "{n} decimal column(s) have more than the 38 digits Glue holds; fractional digits were dropped to fit",
+        "columns",
+        "Check the precision in Datasphere, or map them to double or string with a type rule.",
+    )
 
 
 def _desired_tables(assets: pl.DataFrame, columns: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
