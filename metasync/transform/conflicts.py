@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import math
 from typing import Any, Literal
 
 import orjson
@@ -634,9 +633,8 @@ def keep_target_parameters(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 EditedText = dict[str, Any]  # {"description": bool, "columns": [names]}
-_MAX_HYPOTHESES = (
-    4096  # readings of the earlier text tried per table (two choices for each of 12 changed items)
-)
+# Readings of the earlier text tried per table: every one with up to 3 of 50 changed texts on the other side.
+_MAX_HYPOTHESES = 25_000
 _ABSENT = None  # a column that was not in the table metasync wrote
 
 
@@ -690,19 +688,27 @@ def edited_text(source_json: str, target_json: str, stored: str) -> EditedText |
         [description_now] if description_now == description_new else [description_now, description_new]
     )
     choices: list[list[str | None]] = [list(descriptions), *(candidates for _, candidates in order)]
-    if math.prod(len(c) for c in choices) > _MAX_HYPOTHESES:
-        return None
     names = [name for name, _ in order]
-    for description, *comments in itertools.product(*choices):
-        if stored in _fingerprints(str(description), list(zip(names, comments, strict=True))):
-            return {
-                "description": description != description_now,
-                "columns": [
-                    name
-                    for (name, candidates), comment in zip(order, comments, strict=True)
-                    if name in in_target and comment != candidates[0]
-                ],
-            }
+    # Readings with fewer texts taken from the source's side first: an edit in the target touches a few texts,
+    # however many the source changed, so the reading that fits comes early even for wide tables.
+    open_choices = [index for index, candidates in enumerate(choices) if len(candidates) > 1]
+    tried = 0
+    for count in range(len(open_choices) + 1):
+        for flipped in itertools.combinations(open_choices, count):
+            tried += 1
+            if tried > _MAX_HYPOTHESES:
+                return None
+            picked = [candidates[0] for candidates in choices]
+            for index in flipped:
+                picked[index] = choices[index][1]
+            description, *comments = picked
+            if stored in _fingerprints(str(description), list(zip(names, comments, strict=True))):
+                return {
+                    "description": 0 in flipped,
+                    "columns": [
+                        names[index - 1] for index in flipped if index and names[index - 1] in in_target
+                    ],
+                }
     return None
 
 

@@ -511,17 +511,28 @@ def test_edited_text_tells_the_edited_texts_from_the_fingerprint(target, source,
     assert edited_text(table_json(*source), table_json(*target), stored) == edited
 
 
+def _wide_table(description: str, comments: list[str]) -> str:
+    columns = [{"Name": f"c{i}", "Type": "string", "Comment": c} for i, c in enumerate(comments)]
+    return orjson.dumps({"Description": description, "StorageDescriptor": {"Columns": columns}}).decode()
+
+
+def _text_digest(table_json: str) -> str:
+    return text_digests(pl.DataFrame({"t": [table_json]}).select(_text_of(pl.col("t"))).to_series())[0]
+
+
+def test_edited_text_finds_one_edit_among_many_source_changes():
+    written = [f"old {i}" for i in range(60)]
+    stored = _text_digest(_wide_table("D", written))
+    # The source relabelled every other column.
+    source = _wide_table("D", [f"new {i}" if i != 7 else written[7] for i in range(60)])
+    target = _wide_table("D", [*written[:7], "edited by a steward", *written[8:]])
+    assert edited_text(source, target, stored) == {"description": False, "columns": ["c7"]}
+
+
 def test_edited_text_gives_up_beyond_its_readings():
-    many = [(f"c{i}", f"new {i}") for i in range(13)]
-    target = {
-        "Description": "D",
-        "StorageDescriptor": {"Columns": [{"Name": n, "Comment": "old"} for n, _ in many]},
-    }
-    source = {
-        "Description": "D",
-        "StorageDescriptor": {"Columns": [{"Name": n, "Comment": c} for n, c in many]},
-    }
-    assert edited_text(orjson.dumps(source).decode(), orjson.dumps(target).decode(), "0" * 16) is None
+    source = _wide_table("D", [f"new {i}" for i in range(60)])
+    target = _wide_table("D", [f"old {i}" for i in range(60)])
+    assert edited_text(source, target, "0" * 16) is None  # no reading fits within the readings it tries
 
 
 def test_edited_in_target_source_wins_overwrites(ws):
