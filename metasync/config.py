@@ -231,6 +231,9 @@ class SyncOptions(_Strict):
     @field_validator("priority")
     @classmethod
     def _known_kinds(cls, value: list[str]) -> list[str]:
+        twice = sorted({kind for kind in value if value.count(kind) > 1})
+        if twice:
+            raise ValueError(f"asset kind(s) {twice} listed more than once; each kind has one place")
         return _only_known(value, ASSET_KINDS, "asset kind(s)")
 
 
@@ -303,11 +306,14 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     """Merge `overlay` into a copy of `base`: dicts merge key by key, everything else is replaced.
 
     A dict whose `kind` differs from the base's (e.g. a target switching from `local` to `glue`) replaces it
-    whole, since the keys of one kind mean nothing to another.
+    whole, since the keys of one kind mean nothing to another. A section left empty in the overlay (`target:`
+    with nothing after it) is as if left out: the base's stays.
     """
     merged = copy.deepcopy(base)
     for key, value in overlay.items():
         current = merged.get(key)
+        if value is None and isinstance(current, dict):
+            continue
         if (
             isinstance(value, dict)
             and isinstance(current, dict)
@@ -619,7 +625,11 @@ def load_config(
         raw, origin, folder = _read_yaml(path), str(path), path.resolve().parent
 
     base = copy.deepcopy(raw)  # kept as written (and apart from the caller's dict): interpolated once, afresh
-    raw = _interpolate(raw, origin)
+    # The environments not chosen stay as written: a variable only `prod` uses need not be set for `dev`.
+    environments_as_written = raw.get("environments") if isinstance(raw, dict) else None
+    raw = _interpolate({k: v for k, v in raw.items() if k != "environments"}, origin)
+    if environments_as_written is not None:
+        raw["environments"] = environments_as_written
     if env is not None:
         environments = raw.get("environments") or {}
         if not isinstance(environments, dict) or env not in environments:
@@ -631,6 +641,15 @@ def load_config(
         overlay = environments[env] or {}
         if not isinstance(overlay, dict):
             raise ConfigError(f"{origin}: key 'environments.{env}' must be a mapping.")
+        overlay = _interpolate(overlay, origin, f"environments.{env}")
+        target, overlay_target = raw.get("target"), overlay.get("target")
+        if (
+            isinstance(overlay_target, dict)
+            and overlay_target.get("kind") == "local"
+            and (target is None or (isinstance(target, dict) and "kind" not in target))
+        ):
+            # The base's target has the default kind, local: naming it again is no change of kind.
+            overlay = {**overlay, "target": {k: v for k, v in overlay_target.items() if k != "kind"}}
         if "environments" in overlay:
             raise ConfigError(f"{origin}: key 'environments.{env}.environments' is not allowed.")
         raw = deep_merge(raw, overlay)

@@ -327,3 +327,44 @@ def test_an_empty_section_reads_as_left_out(tmp_path: Path) -> None:
     assert isinstance(cfg.target, LocalTargetConfig) and cfg.target.path == tmp_path / "catalog"
     assert cfg.audit.dir == tmp_path / "metasync-audit"
     assert cfg.rules == [] and cfg.environments == {"dev": {}} and not cfg.sync.delete_stale
+
+
+def test_an_environment_section_left_empty_keeps_the_base_section(tmp_path: Path) -> None:
+    text = (
+        "source: {kind: csn, path: x}\ntarget: {path: shared-catalog}\naudit: {dir: shared-audit}\n"
+        "environments:\n  dev:\n    target:\n    audit:\n"
+    )
+    cfg = load_config(write(tmp_path, text), env="dev")
+    assert cfg.target.path == tmp_path / "shared-catalog" and cfg.audit.dir == tmp_path / "shared-audit"
+
+
+def test_an_environment_naming_the_default_kind_merges_with_the_base(tmp_path: Path) -> None:
+    text = (
+        "source: {kind: csn, path: x}\ntarget: {path: base-catalog}\n"
+        "environments:\n  dev: {target: {kind: local}}\n  prod: {target: {kind: glue, region: eu-west-1}}\n"
+    )
+    assert load_config(write(tmp_path, text), env="dev").target.path == tmp_path / "base-catalog"
+    assert load_config(write(tmp_path, text), env="prod").target.kind == "glue"
+
+
+def test_only_the_chosen_environment_needs_its_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PROD_ROLE_FOR_TEST", raising=False)
+    text = (
+        "source: {kind: csn, path: x}\n"
+        "environments:\n  dev: {}\n"
+        "  prod: {target: {kind: glue, region: eu-west-1, role_arn: '${PROD_ROLE_FOR_TEST}'}}\n"
+    )
+    path = write(tmp_path, text)
+    assert load_config(path).env is None and load_config(path, env="dev").env == "dev"
+    with pytest.raises(
+        ConfigError, match=r"environments\.prod\.target\.role_arn' uses \$\{PROD_ROLE_FOR_TEST\}"
+    ):
+        load_config(path, env="prod")
+
+
+def test_a_kind_listed_twice_in_the_priority_is_refused(tmp_path: Path) -> None:
+    text = "source: {kind: csn, path: x}\nsync: {priority: [analytic_model, view, analytic_model]}\n"
+    with pytest.raises(ConfigError, match=r"\['analytic_model'\] listed more than once"):
+        load_config(write(tmp_path, text))
