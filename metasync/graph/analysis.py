@@ -13,7 +13,7 @@ import networkx as nx
 import polars as pl
 
 from metasync.errors import ConfigError
-from metasync.graph.lineage import dependency_graph, is_data_flow, require_asset
+from metasync.graph.lineage import dependency_graph, is_data_flow, require_asset, require_count
 from metasync.models import RELATIONSHIP_EDGE_KINDS
 
 NEIGHBOUR_SCHEMA = {
@@ -55,7 +55,7 @@ def _reach(
 ) -> dict[str, int]:
     distances = {require_asset(graph, asset): 0}
     step = _step(graph, reverse=reverse, relationships=relationships)
-    for u, v in nx.generic_bfs_edges(graph, asset, neighbors=step, depth_limit=depth):
+    for u, v in nx.generic_bfs_edges(graph, asset, neighbors=step, depth_limit=require_count(depth)):
         distances[v] = distances[u] + 1
     distances.pop(asset)
     return distances
@@ -118,6 +118,7 @@ def orphans(graph: nx.DiGraph) -> list[str]:
 
 def most_depended_on(graph: nx.DiGraph, *, top: int = 10, relationships: bool = False) -> pl.DataFrame:
     """The assets the most others depend on: `direct` dependents and all (`transitive`) dependents."""
+    require_count(top, "top")
     deps = dependency_graph(graph, relationships=relationships)
     counts = [
         (node, deps.nodes[node]["kind"], deps.out_degree(node), len(nx.descendants(deps, node)))

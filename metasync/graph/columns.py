@@ -13,7 +13,7 @@ import networkx as nx
 import polars as pl
 
 from metasync.errors import ConfigError
-from metasync.graph.lineage import split_asset_id, unknown_asset_error
+from metasync.graph.lineage import require_count, split_asset_id, unknown_asset_error
 from metasync.sources.csn_lineage import TRANSFORM_RANK
 
 ColumnNode = tuple[str, str]
@@ -63,7 +63,11 @@ def _column_node(graph: nx.DiGraph, asset: str, column: str) -> ColumnNode:
     assets = {a for a, _ in graph.nodes}
     if asset not in assets:
         raise unknown_asset_error(asset, assets, what="asset with column lineage")
-    close = difflib.get_close_matches(column, sorted(c for a, c in graph.nodes if a == asset), n=3)
+    columns = sorted(c for a, c in graph.nodes if a == asset)
+    # Names differing only in case first (asset names are matched that way too), then similar ones.
+    close = [c for c in columns if c.lower() == column.lower()] or difflib.get_close_matches(
+        column, columns, n=3
+    )
     raise ConfigError(
         f"column {column!r} of asset {asset} has no column lineage.",
         hint=f"Did you mean {', '.join(close)}?" if close else None,
@@ -73,7 +77,9 @@ def _column_node(graph: nx.DiGraph, asset: str, column: str) -> ColumnNode:
 def column_upstream(graph: nx.DiGraph, asset: str, column: str, *, depth: int | None = None) -> pl.DataFrame:
     """Every column the given column is computed from, with its distance (1 = read directly)."""
     node = _column_node(graph, asset, column)
-    distances = nx.single_source_shortest_path_length(graph.reverse(copy=False), node, cutoff=depth)
+    distances = nx.single_source_shortest_path_length(
+        graph.reverse(copy=False), node, cutoff=require_count(depth)
+    )
     distances.pop(node, None)
     return _frame(graph, distances)
 
@@ -81,6 +87,6 @@ def column_upstream(graph: nx.DiGraph, asset: str, column: str, *, depth: int | 
 def column_impact(graph: nx.DiGraph, asset: str, column: str, *, depth: int | None = None) -> pl.DataFrame:
     """Every column computed (directly or not) from the given column, with its distance."""
     node = _column_node(graph, asset, column)
-    distances = nx.single_source_shortest_path_length(graph, node, cutoff=depth)
+    distances = nx.single_source_shortest_path_length(graph, node, cutoff=require_count(depth))
     distances.pop(node, None)
     return _frame(graph, distances)

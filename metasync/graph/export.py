@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,21 +30,36 @@ _OL_TRANSFORMS = {
 }
 
 
+# Characters XML 1.0 cannot carry at all, escaped or not (DOT fails on NUL too): written as `\xNN` text, so a
+# hostile source name still gives a file the readers parse.
+_UNWRITABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _writable(text: str) -> str:
+    return _UNWRITABLE.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
 def _flat(value: Any) -> str | int | float | bool:
     """A GraphML-safe attribute value (GraphML has no lists and no nulls)."""
     if value is None:
         return ""
     if isinstance(value, list | tuple | set):
-        return ",".join(str(item) for item in value)
-    return value if isinstance(value, str | int | float | bool) else str(value)
+        return _writable(",".join(str(item) for item in value))
+    if isinstance(value, str):
+        return _writable(value)
+    return value if isinstance(value, int | float | bool) else _writable(str(value))
 
 
 def to_graphml(graph: nx.DiGraph) -> str:
-    """GraphML text; list attributes (`kinds`) become comma-separated strings, nulls empty strings."""
+    """GraphML text; list attributes (`kinds`) become comma-separated strings, nulls empty strings, and the
+    control characters XML cannot hold `\\xNN` text (in names too)."""
     flat: nx.DiGraph = nx.DiGraph()
-    flat.add_nodes_from((n, {k: _flat(v) for k, v in data.items()}) for n, data in graph.nodes(data=True))
+    flat.add_nodes_from(
+        (_writable(str(n)), {k: _flat(v) for k, v in data.items()}) for n, data in graph.nodes(data=True)
+    )
     flat.add_edges_from(
-        (u, v, {k: _flat(x) for k, x in data.items()}) for u, v, data in graph.edges(data=True)
+        (_writable(str(u)), _writable(str(v)), {k: _flat(x) for k, x in data.items()})
+        for u, v, data in graph.edges(data=True)
     )
     return "\n".join(nx.generate_graphml(flat)) + "\n"
 
@@ -60,7 +76,14 @@ def to_json(graph: nx.DiGraph) -> str:
 
 
 def _mermaid_label(text: str) -> str:
-    return text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    """Text for a Mermaid label: `#` first (it starts Mermaid's own entity codes), then what HTML would read."""
+    return (
+        text.replace("#", "#35;")
+        .replace("&", "#amp;")
+        .replace('"', "#quot;")
+        .replace("<", "#lt;")
+        .replace(">", "#gt;")
+    )
 
 
 def to_mermaid(graph: nx.DiGraph) -> str:
@@ -77,7 +100,7 @@ def to_mermaid(graph: nx.DiGraph) -> str:
 
 
 def _dot_quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return '"' + _writable(text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")) + '"'
 
 
 def to_dot(graph: nx.DiGraph) -> str:

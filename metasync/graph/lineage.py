@@ -52,6 +52,14 @@ def require_asset(graph: nx.DiGraph, asset: str) -> str:
     return asset
 
 
+def require_count(value: int | None, what: str = "depth") -> int | None:
+    """`value` when it is None or 0 or more; otherwise a ConfigError (a negative count of steps or rows would
+    silently give an empty or cut result)."""
+    if value is not None and value < 0:
+        raise ConfigError(f"{what} must be 0 or more, not {value}.")
+    return value
+
+
 def _id_expr(space: str, name: str) -> pl.Expr:
     return pl.concat_str([pl.col(space), pl.lit("."), pl.col(name)])
 

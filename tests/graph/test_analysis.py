@@ -103,3 +103,16 @@ def test_unknown_asset_names_it_and_suggests(graph: nx.DiGraph) -> None:
     with pytest.raises(ConfigError) as info:
         mg.upstream(graph, "s.modle")
     assert "'s.modle'" in str(info.value) and "S.MODEL" in str(info.value)
+
+
+def test_negative_counts_are_refused(graph: nx.DiGraph) -> None:
+    """They would silently give an empty or cut result."""
+    for call in (
+        lambda: mg.upstream(graph, "S.MODEL", depth=-1),
+        lambda: mg.downstream(graph, "S.RAW", depth=-2),
+        lambda: mg.neighbourhood(graph, "S.MODEL", depth=-1),
+    ):
+        with pytest.raises(ConfigError, match="depth must be 0 or more"):
+            call()
+    with pytest.raises(ConfigError, match="top must be 0 or more, not -1"):
+        mg.most_depended_on(graph, top=-1)

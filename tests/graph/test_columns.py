@@ -44,3 +44,15 @@ def test_unknown_column_or_asset(lineage: pl.DataFrame) -> None:
         mg.column_upstream(graph, "S.V", "GROS")
     with pytest.raises(ConfigError, match="S.W"):
         mg.column_upstream(graph, "S.W", "GROSS")
+
+
+def test_a_column_named_in_another_case_is_suggested(lineage: pl.DataFrame) -> None:
+    graph = mg.column_lineage_graph(lineage)
+    with pytest.raises(ConfigError, match="'net'.*Did you mean NET\\?"):
+        mg.column_upstream(graph, "S.V", "net")
+
+
+@pytest.mark.parametrize("lookup", [mg.column_upstream, mg.column_impact])
+def test_a_negative_depth_is_refused(lineage: pl.DataFrame, lookup) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match="depth must be 0 or more, not -1"):
+        lookup(mg.column_lineage_graph(lineage), "S.V", "NET", depth=-1)

@@ -52,6 +52,27 @@ def test_mermaid_and_dot_escape_names(graph: nx.DiGraph) -> None:
     assert '"S.V" -> "EXT.D" [label="association", style=dashed];' in dot
 
 
+def test_control_characters_in_names_leave_every_export_readable() -> None:
+    """Source names may hold them (NUL too); XML cannot carry them even escaped, and DOT stops at NUL."""
+    hostile = "S.bell\x07nul\x00esc\x1b"
+    graph = mg.build_lineage_graph(
+        asset_frame({"S.T": "table", hostile: "view"}), edge_frame([("S.T", hostile, "from")])
+    )
+    back = nx.parse_graphml(mg.to_graphml(graph))
+    assert set(back.nodes) == {"S.T", "S.bell\\x07nul\\x00esc\\x1b"}
+    assert back.edges["S.T", "S.bell\\x07nul\\x00esc\\x1b"]["kind"] == "from"
+    dot = mg.to_dot(graph)
+    assert not [c for c in dot if ord(c) < 32 and c != "\n"] and "bell\\x07nul\\x00esc\\x1b" in dot
+
+
+def test_mermaid_labels_keep_names_that_look_like_its_entity_codes_apart() -> None:
+    graph = mg.build_lineage_graph(asset_frame({'S.A"B': "table", "S.A#quot;B": "table"}), edge_frame([]))
+    labels = [
+        line.split('["', 1)[1].split("<br/>")[0] for line in mg.to_mermaid(graph).splitlines() if "[" in line
+    ]
+    assert sorted(labels) == ["S.A#35;quot;B", "S.A#quot;B"]
+
+
 def test_openlineage_job_events_with_column_facets(graph: nx.DiGraph) -> None:
     lineage = pl.DataFrame(
         {
