@@ -14,10 +14,14 @@ import gc
 import json
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,18 +93,60 @@ def _child(folder: Path) -> LoadedFiles | None:
     return loaded
 
 
-def _read_parts(config: CsnSourceConfig, groups: list[list[CsnFile]], workdir: Path) -> list[PartFrames]:
-    """Read each group in its own child process, all at once; the first group's error (in file order) is
-    raised as the in-process read would raise it."""
-    children = []
+@contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Ctrl-C waits until the block ends: an interrupt inside `Popen`, after the child exists but before the
+    caller knows it, would leave that child running unseen. (A signal mask would not do: any thread of the
+    process may take the signal, and Python raises it in the main thread all the same.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread sets handlers, and only it gets KeyboardInterrupt
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, _frame: caught.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            if callable(previous):
+                previous(signal.SIGINT, None)
+            else:
+                raise KeyboardInterrupt
+
+
+def _start_children(
+    config: CsnSourceConfig,
+    groups: list[list[CsnFile]],
+    workdir: Path,
+    children: list[tuple[Path, subprocess.Popen[bytes]]],
+) -> None:
+    """Start one child per group, each in a folder of its own, adding it to `children` as it starts.
+
+    Each gets a session of its own: Ctrl-C in a terminal reaches the whole foreground process group, and every
+    child (even one still starting its interpreter) would print a KeyboardInterrupt traceback. The caller
+    stops them instead."""
     for index, group in enumerate(groups):
         folder = workdir / f"part-{index}"
         folder.mkdir(parents=True)
         (folder / "source.json").write_text(config.model_dump_json())
         (folder / "files.json").write_text(json.dumps([[str(f.path), f.space] for f in group]))
         command = [sys.executable, "-m", __name__, str(folder)]
-        children.append((folder, subprocess.Popen(command, stdin=subprocess.DEVNULL)))
-    codes = [child.wait() for _, child in children]
+        children.append((folder, subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)))
+
+
+def _read_parts(config: CsnSourceConfig, groups: list[list[CsnFile]], workdir: Path) -> list[PartFrames]:
+    """Read each group in its own child process, all at once; the first group's error (in file order) is
+    raised as the in-process read would raise it."""
+    children: list[tuple[Path, subprocess.Popen[bytes]]] = []
+    try:
+        with _ctrl_c_held():
+            _start_children(config, groups, workdir, children)
+        codes = [child.wait() for _, child in children]
+    except BaseException:  # Ctrl-C or another stop: the children go too, before their folder does
+        for _, child in children:
+            child.kill()
+            child.wait()
+        raise
     parts = []
     for (folder, _), code in zip(children, codes, strict=True):
         result = folder / "outcome.pickle"
@@ -166,7 +212,12 @@ def _main(folder: Path) -> None:
     its heap down object by object (the parsed documents stay alive until then): its outcome is written and
     flushed, and the system takes the memory back."""
     gc.disable()
-    loaded = _child(folder)  # noqa: F841 (alive until the exit)
+    try:
+        loaded = _child(folder)  # noqa: F841 (alive until the exit)
+    except OSError:
+        if not folder.exists():  # the caller gave up and took the folder away (Ctrl-C): nothing to report
+            os._exit(1)
+        raise
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -184,3 +187,48 @@ def test_a_script_without_a_main_guard_can_read_in_a_child_process(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     expected = CsnSource(CsnSourceConfig(path=EXPORTS)).read().assets.height
     assert done.stdout.split() == ["assets", str(expected)]
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc: field 4 of each stat, after the command in brackets)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_ctrl_c_during_the_read_stops_the_readers_without_tracebacks(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches the whole process group: the readers stop with the run, quietly."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from generate_tenant import generate
+
+    generate(3000, tmp_path / "tenant")
+    config = tmp_path / "metasync.yaml"
+    config.write_text(
+        f"source: {{kind: csn, path: {tmp_path / 'tenant'}, read_in_subprocess: true}}\n"
+        f"target: {{kind: local, path: {tmp_path / 'catalog'}}}\naudit: {{dir: {tmp_path / 'audit'}}}\n"
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-m", "metasync.cli", "sync", "-c", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal gives it
+    )
+    # Once every reader has started (one per core, at most one per space folder: two here).
+    expected, deadline = min(os.cpu_count() or 1, 2), time.monotonic() + 60
+    while len(_children(run.pid)) < expected and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    readers = _children(run.pid)
+    assert len(readers) == expected, "the readers never started"
+    os.killpg(run.pid, signal.SIGINT)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert not [pid for pid in readers if Path(f"/proc/{pid}").exists()]
+    assert not (tmp_path / "catalog").exists()
