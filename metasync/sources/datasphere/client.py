@@ -3,7 +3,8 @@
 It covers the OAuth2 client-credentials token (fetched once, cached until shortly before it expires, refreshed
 once on a 401), retries of HTTP 429 and 5xx answers and of timeouts with exponential backoff that honours
 `Retry-After`, paging (OData `@odata.nextLink`, or `$top`/`$skip` for endpoints that answer bare arrays),
-the catalog's space list, the design-time object lists and the design-time CSN reads.
+the catalog's space list, the design-time object lists and the design-time CSN reads. A space given up by the
+caller (`abandon_space`) gets no further request: waits before its retries end at once.
 
 The client secret is held as a `SecretStr` and only revealed to build the token request; no message, log
 record or exception raised here contains it.
@@ -17,7 +18,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -27,6 +28,7 @@ import httpx
 
 from metasync.config import DatasphereSourceConfig
 from metasync.errors import ConfigError, ConnectorAuthError, SourceError
+from metasync.sources.datasphere.documents import document_problem
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,30 @@ class ObjectNotFound(SourceError):
         self.endpoint = endpoint
 
 
+class InvalidObjectDocument(SourceError):
+    """A read answered with a body that is not the object's CSN: its space cannot be read in full."""
+
+    def __init__(
+        self, space: str, object_type: str, technical_name: str, endpoint: str, problem: str
+    ) -> None:
+        super().__init__(
+            f"{endpoint} answered, but not with the CSN of {space}.{technical_name} ({object_type}): {problem}.",
+            hint="Check the object in the tenant, and any proxy in front of the tenant; the space is read again "
+            "on the next run.",
+        )
+        self.space = space
+        self.technical_name = technical_name
+        self.endpoint = endpoint
+
+
+class SpaceAbandoned(SourceError):
+    """A request of a space that has already failed for good was not sent (or not retried)."""
+
+    def __init__(self, space: str) -> None:
+        super().__init__(f"space {space} was given up after an earlier failure")
+        self.space = space
+
+
 @dataclass(frozen=True)
 class ListedObject:
     """One design-time object as the tenant lists it; `changed_at` is set when the listing carries it."""
@@ -69,6 +95,27 @@ class ListedObject:
     object_type: str
     technical_name: str
     changed_at: str | None = None
+
+
+@dataclass(frozen=True)
+class ObjectListing:
+    """The objects of one type in one space, each once; `doubt` says why the list may not be whole."""
+
+    objects: list[ListedObject]
+    doubt: str | None = None
+
+
+@dataclass(frozen=True)
+class _Pages:
+    """The items of a list endpoint by name, each once; `doubt` says why the list may not be whole."""
+
+    items: dict[str, Any]
+    doubt: str | None = None
+
+
+def _listed(space: str, object_type: str, name: str, item: dict[str, Any]) -> ListedObject:
+    changed = item.get("changedOn")
+    return ListedObject(space, object_type, name, changed if isinstance(changed, str) else None)
 
 
 def derive_token_url(url: str) -> str:
@@ -113,8 +160,9 @@ class DatasphereClient:
         self,
         config: DatasphereSourceConfig,
         *,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
+        """`sleep` replaces the waits before retries (tests); by default they end early for abandoned spaces."""
         self._config = config
         self._base = config.url.rstrip("/")
         self._token_url = config.token_url or derive_token_url(config.url)
@@ -130,6 +178,8 @@ class DatasphereClient:
         self._token: str | None = None
         self._token_expires_at = 0.0
         self._count_lock = threading.Lock()
+        self._abandoned: set[str] = set()
+        self._abandon_signal = threading.Condition()
         self.calls: Counter[str] = Counter()
         self.retries: Counter[str] = Counter()
 
@@ -152,37 +202,50 @@ class DatasphereClient:
     # ------------------------------------------------------------------ public reads
     def list_spaces(self) -> list[str]:
         """The names of every space the technical user can see, from the catalog API."""
-        names = []
-        for item in self._paged(self._base + CATALOG_SPACES_PATH, operation="ListSpaces"):
+        url = self._base + CATALOG_SPACES_PATH
+
+        def name_of(item: Any) -> str:
             name = item.get("name") if isinstance(item, dict) else None
             if not isinstance(name, str) or not name:
-                raise SourceError(
-                    f"{self._base}{CATALOG_SPACES_PATH} returned a space without a 'name': {str(item)[:200]}"
-                )
-            names.append(name)
-        return sorted(set(names))
+                raise SourceError(f"{url} returned a space without a 'name': {str(item)[:200]}")
+            return name
 
-    def list_objects(self, space: str, object_type: str) -> list[ListedObject]:
-        """The design-time objects of one type in one space (HTTP 403 raises `SpaceAccessDenied`)."""
+        pages = self._paged(url, operation="ListSpaces", name_of=name_of)
+        if pages.doubt:
+            raise SourceError(f"{url}: {pages.doubt}; metasync cannot tell which spaces exist.")
+        return sorted(pages.items)
+
+    def list_objects(self, space: str, object_type: str) -> ObjectListing:
+        """The design-time objects of one type in one space, each once (HTTP 403 raises `SpaceAccessDenied`)."""
         url = self.object_type_url(space, object_type)
-        objects = []
-        for item in self._paged(url, operation="ListObjects", space=space, page_size=LIST_PAGE_SIZE):
+
+        def name_of(item: Any) -> str:
             name = item.get("technicalName") if isinstance(item, dict) else None
             if not isinstance(name, str) or not name:
                 raise SourceError(f"{url} listed an object without a 'technicalName': {str(item)[:200]}")
-            changed = item.get("changedOn")
-            objects.append(
-                ListedObject(space, object_type, name, changed if isinstance(changed, str) else None)
-            )
-        return objects
+            return name
+
+        pages = self._paged(
+            url, operation="ListObjects", name_of=name_of, space=space, page_size=LIST_PAGE_SIZE
+        )
+        objects = [_listed(space, object_type, name, item) for name, item in pages.items.items()]
+        return ObjectListing(objects, pages.doubt)
 
     def read_object(self, space: str, object_type: str, technical_name: str) -> dict[str, Any]:
-        """The CSN document of one design-time object."""
+        """The CSN document of one design-time object; a body that is not its CSN raises `InvalidObjectDocument`."""
         url = self.object_url(space, object_type, technical_name)
         body = self._get_json(url, operation="ReadObject", accept=CSN_ACCEPT, space=space)
-        if not isinstance(body, dict):
-            raise SourceError(f"{url} did not return a JSON object (got {type(body).__name__}).")
+        problem = document_problem(body, object_type, technical_name)
+        if problem is not None:
+            raise InvalidObjectDocument(space, object_type, technical_name, url, problem)
+        assert isinstance(body, dict)  # checked by document_problem
         return body
+
+    def abandon_space(self, space: str) -> None:
+        """Give up on `space`: its requests are no longer sent, and those waiting for a retry stop."""
+        with self._abandon_signal:
+            self._abandoned.add(space)
+            self._abandon_signal.notify_all()
 
     def object_type_url(self, space: str, object_type: str) -> str:
         """The design-time list endpoint of one object type in one space."""
@@ -194,47 +257,84 @@ class DatasphereClient:
 
     # ------------------------------------------------------------------ paging
     def _paged(
-        self, url: str, *, operation: str, space: str | None = None, page_size: int | None = None
-    ) -> Iterator[Any]:
-        """Every item of a list endpoint, following `@odata.nextLink` or `$top`/`$skip` paging.
+        self,
+        url: str,
+        *,
+        operation: str,
+        name_of: Callable[[Any], str],
+        space: str | None = None,
+        page_size: int | None = None,
+    ) -> _Pages:
+        """Every item of a list endpoint, once each by name, following `@odata.nextLink` or `$top`/`$skip`.
 
-        With `$top`/`$skip`, a page shorter than `$top` does not end the list (a server may cap its pages
-        lower): paging ends at an empty page, or when the server ignores `$skip` after sending everything.
+        With `$top`/`$skip`, a page shorter than `$top` does not end the list (a server may cap its pages lower):
+        paging ends at an empty page. Servers that page wrongly must not loop or read an object twice: a page
+        that brings no new name ends the list (once overlapping pages are ruled out), and when the server
+        repeats its first page (it ignores `$skip`) the list is whole only if the server ignores `$top` too;
+        otherwise `doubt` says that metasync cannot tell whether it got every item.
         """
+        items: dict[str, Any] = {}
+        first_names: set[str] = set()
         seen_links: set[str] = set()
-        next_url: str | None = url
-        skip = 0
-        previous_first: Any = None
-        previous_length = 0
-        while next_url is not None:
-            params = {"$top": page_size, "$skip": skip} if page_size and next_url == url else None
-            body = self._get_json(next_url, operation=operation, space=space, params=params)
-            if isinstance(body, list):
-                page = body
-                link = None
-            elif isinstance(body, dict) and isinstance(body.get("value"), list):
-                page = body["value"]
-                link = body.get("@odata.nextLink")
-            else:
-                raise SourceError(
-                    f"{next_url} returned neither a JSON array nor an OData collection: {str(body)[:200]}"
-                )
-            if page and skip and page[0] == previous_first:
-                if page_size and previous_length != page_size:
-                    break  # $top and $skip ignored: the first answer was the whole list
-                raise SourceError(f"{url} ignores $skip: the same page came back twice.")
-            yield from page
-            if link:
-                target = urljoin(next_url, str(link))
-                if target in seen_links:
-                    raise SourceError(f"{url}: @odata.nextLink {target} points to a page already read.")
+        next_url, skip, stale_pages = url, 0, 0
+        while True:
+            skipping = bool(page_size) and next_url == url
+            params = {"$top": page_size, "$skip": skip} if skipping else None
+            page, link = self._page(next_url, operation=operation, space=space, params=params)
+            target = urljoin(next_url, link) if link else None
+            if target is not None and target in seen_links:
+                raise SourceError(f"{url}: @odata.nextLink {target} points to a page already read.")
+            names = [name_of(item) for item in page]
+            fresh: dict[str, Any] = {}
+            for name, item in zip(names, page, strict=True):
+                if name not in items:
+                    fresh.setdefault(name, item)
+            stale_pages = stale_pages + 1 if page and not fresh else 0
+            if stale_pages and not skipping:
+                return _Pages(items, f"@odata.nextLink {next_url} brought only items already listed")
+            if stale_pages and set(names) == first_names:  # the first page again: $skip is ignored
+                return _Pages(items, self._ignored_skip_doubt(url, len(page), page_size, operation, space))
+            if stale_pages > 1:
+                return _Pages(items, f"its pages bring no new items from $skip={skip} on, yet are not empty")
+            items.update(fresh)
+            first_names = first_names or set(names)
+            if target is not None:
                 seen_links.add(target)
                 next_url = target
-            elif page_size and next_url == url and page:
-                previous_first, previous_length = page[0], len(page)
+            elif skipping and page:
                 skip += len(page)
             else:
-                next_url = None
+                return _Pages(items)
+
+    def _page(
+        self, url: str, *, operation: str, space: str | None, params: dict[str, Any] | None
+    ) -> tuple[list[Any], str | None]:
+        """The items of one page and its `@odata.nextLink` (bare JSON arrays have none)."""
+        body = self._get_json(url, operation=operation, space=space, params=params)
+        if isinstance(body, list):
+            return body, None
+        if isinstance(body, dict) and isinstance(body.get("value"), list):
+            link = body.get("@odata.nextLink")
+            return body["value"], str(link) if link else None
+        raise SourceError(f"{url} returned neither a JSON array nor an OData collection: {str(body)[:200]}")
+
+    def _ignored_skip_doubt(
+        self, url: str, length: int, page_size: int | None, operation: str, space: str | None
+    ) -> str | None:
+        """Why a list whose server ignores `$skip` may be incomplete, or None when its first page was the whole
+        list: the server ignores `$top` as well (it sent more than asked, or more than a smaller `$top`)."""
+        if page_size is None or length > page_size:
+            return None
+        if length > 1:
+            probe, _ = self._page(
+                url, operation=operation, space=space, params={"$top": length - 1, "$skip": 0}
+            )
+            if len(probe) >= length:
+                return None
+        return (
+            f"the server ignores $skip and answers the same {length} items on every page, fewer than or as many "
+            f"as the $top={page_size} asked for; metasync cannot tell whether that is the whole list"
+        )
 
     # ------------------------------------------------------------------ requests
     def _count(self, counter: Counter[str], operation: str) -> None:
@@ -278,6 +378,8 @@ class DatasphereClient:
         refreshed = False
         attempt = 0
         while True:
+            if space is not None and self._is_abandoned(space):
+                raise SpaceAbandoned(space)
             token = self._access_token()
             self._count(self.calls, operation)
             try:
@@ -286,12 +388,17 @@ class DatasphereClient:
                 )
             except httpx.TimeoutException as exc:
                 attempt = self._retry_or_raise(
-                    attempt, operation, None, f"{url} did not answer within {self._config.timeout:g} s", exc
+                    attempt,
+                    operation,
+                    None,
+                    f"{url} did not answer within {self._config.timeout:g} s",
+                    exc,
+                    space=space,
                 )
                 continue
             except httpx.TransportError as exc:
                 attempt = self._retry_or_raise(
-                    attempt, operation, None, f"cannot reach {url} ({type(exc).__name__})", exc
+                    attempt, operation, None, f"cannot reach {url} ({type(exc).__name__})", exc, space=space
                 )
                 continue
             status = response.status_code
@@ -318,7 +425,11 @@ class DatasphereClient:
                 raise ObjectNotFound(url)
             if status == 429 or status >= 500:
                 attempt = self._retry_or_raise(
-                    attempt, operation, response, f"{url} answered HTTP {status} {_body_excerpt(response)}"
+                    attempt,
+                    operation,
+                    response,
+                    f"{url} answered HTTP {status} {_body_excerpt(response)}",
+                    space=space,
                 )
                 continue
             if status >= 400:
@@ -332,8 +443,10 @@ class DatasphereClient:
         response: httpx.Response | None,
         problem: str,
         cause: Exception | None = None,
+        *,
+        space: str | None = None,
     ) -> int:
-        """Sleep before the next attempt, or raise once `max_retries` retries are spent."""
+        """Wait before the next attempt, or raise once `max_retries` retries are spent."""
         attempt += 1
         if attempt > self._config.max_retries:
             raise SourceError(
@@ -344,8 +457,22 @@ class DatasphereClient:
         delay = self._backoff(attempt, response)
         log.warning("%s; retry %d of %d in %.2f s", problem.strip(), attempt, self._config.max_retries, delay)
         self._count(self.retries, operation)
-        self._sleep(delay)
+        self._wait(delay, space)
         return attempt
+
+    def _is_abandoned(self, space: str) -> bool:
+        with self._abandon_signal:
+            return space in self._abandoned
+
+    def _wait(self, delay: float, space: str | None) -> None:
+        """Wait `delay` seconds, or less when `space` is abandoned meanwhile (its next attempt then stops)."""
+        if self._sleep is not None:
+            self._sleep(delay)
+            return
+        with self._abandon_signal:
+            self._abandon_signal.wait_for(
+                lambda: space is not None and space in self._abandoned, timeout=delay
+            )
 
     # ------------------------------------------------------------------ OAuth
     def _access_token(self) -> str:

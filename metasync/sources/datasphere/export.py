@@ -2,18 +2,25 @@
 
 The folder gets one subfolder per space and, below it, one subfolder per object type holding one CSN file per
 object (`<folder>/<SPACE>/<type>/<technical name>.json`), which is the layout the `csn` source reads: files
-below a space folder belong to that space. Technical names are percent-encoded where they hold characters
-unsafe in file names, so no name can reach outside the folder. A hidden manifest (`.metasync-export.json`)
-lists the files written, so that a later export into the same folder removes the files of objects that no
-longer exist; a non-empty folder without that manifest is refused.
+below a space folder belong to that space. A space folder is named exactly like the space, as the `csn` source
+takes the folder name for the space's name (the `datasphere` source has refused names that cannot be a space:
+dots, slashes, control characters). Technical names are percent-encoded where they hold characters unsafe in
+file names, so no name can reach outside the folder. A hidden manifest (`.metasync-export.json`) lists the files
+written, so that a later export into the same folder removes the files of objects that no longer exist; a
+non-empty folder without that manifest is refused. The manifest is written before the objects, listing every
+file the export may leave, so that an export stopped half-way (a full disk, a name too long for the file
+system) leaves a folder the next export takes up and tidies.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import re
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +28,7 @@ from typing import Any
 import orjson
 
 from metasync.config import Config, DatasphereSourceConfig
-from metasync.errors import ConfigError
+from metasync.errors import ConfigError, TargetError
 from metasync.sources.datasphere.source import DatasphereSource, TenantObject
 
 log = logging.getLogger(__name__)
@@ -41,7 +48,13 @@ def safe_file_name(name: str) -> str:
 
 
 def _relative_path(obj: TenantObject) -> Path:
-    return Path(safe_file_name(obj.space)) / obj.object_type / (safe_file_name(obj.technical_name) + ".json")
+    return Path(obj.space) / obj.object_type / (safe_file_name(obj.technical_name) + ".json")
+
+
+def _space_folders(spaces: Iterable[str]) -> set[str]:
+    """The folders that may hold files of `spaces`: their names, and the percent-encoded names earlier versions
+    of metasync gave them (so that an old export's files of a space not read in full are kept too)."""
+    return {folder for space in spaces for folder in (space, safe_file_name(space))}
 
 
 def _previous_files(folder: Path) -> list[str]:
@@ -67,31 +80,89 @@ def _previous_files(folder: Path) -> list[str]:
     return []
 
 
+def _is_file(path: Path) -> bool:
+    """Whether `path` is a file; a path too long for the file system is none (an export that stopped on it
+    listed it in its manifest)."""
+    try:
+        return path.is_file()
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return False
+        raise
+
+
 def _write(path: Path, data: bytes) -> None:
+    """Replace `path` by `data` through a hidden temporary file, unless it holds them already (so that unchanged
+    files keep their modification times). The temporary file's name is short, as the final one may be as long
+    as the file system allows, and it is removed when the write fails."""
     if path.is_file() and path.read_bytes() == data:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".tmp")
-    partial.write_bytes(data)
-    os.replace(partial, path)
+    partial = path.with_name(f".metasync-{os.getpid()}.tmp")
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise
+
+
+_WRITE_HINTS = {
+    errno.ENAMETOOLONG: "The object's technical name, percent-encoded, is longer than the file system allows for a "
+    "file name; rename the object in the tenant, or export to a file system that allows longer names.",
+    errno.ENOSPC: "Free space on the disk and export into this folder again; the export goes on from where this "
+    "one stopped.",
+}
+
+
+def _write_object(root: Path, relative: str, obj: TenantObject) -> None:
+    path = root / relative
+    try:
+        _write(path, orjson.dumps(obj.payload, option=orjson.OPT_INDENT_2))
+    except OSError as exc:
+        name = obj.technical_name if len(obj.technical_name) <= 80 else obj.technical_name[:80] + "…"
+        raise TargetError(
+            f"cannot write {obj.space}.{name} ({obj.object_type}) to {path}: {exc.strerror or exc}.",
+            hint=_WRITE_HINTS.get(
+                exc.errno or 0,
+                "Check that the folder may be written, or export to another folder; an export into this folder "
+                "again goes on from where this one stopped.",
+            ),
+        ) from exc
+
+
+def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    path = root / MANIFEST
+    try:
+        _write(path, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    except OSError as exc:
+        raise TargetError(f"cannot write the export manifest {path}: {exc.strerror or exc}.") from exc
 
 
 def _remove_stale(root: Path, stale: list[str], *, keep_spaces: set[str]) -> int:
     """Delete files of an earlier export whose objects are gone (not those of spaces not read in full this
     time)."""
+    keep_folders = _space_folders(keep_spaces)
     removed = 0
     for relative in sorted(stale):
         parts = Path(relative).parts
-        if not parts or parts[0] in keep_spaces or ".." in parts or Path(relative).is_absolute():
+        if not parts or parts[0] in keep_folders or ".." in parts or Path(relative).is_absolute():
             continue
         path = root / relative
-        if path.is_file():
+        try:
+            if not _is_file(path):
+                continue
             path.unlink()
             removed += 1
             parent = path.parent
             while parent != root and not any(parent.iterdir()):
                 parent.rmdir()
                 parent = parent.parent
+        except OSError as exc:
+            raise TargetError(
+                f"cannot remove {path}, the file of an object no longer in the tenant: {exc.strerror or exc}."
+            ) from exc
     return removed
 
 
@@ -107,15 +178,16 @@ def export_tenant(config: Config | DatasphereSourceConfig, folder: str | os.Path
     previous = _previous_files(root)
     snapshot = DatasphereSource(source_config).fetch()
     written = [_relative_path(obj).as_posix() for obj in snapshot.objects]
+    # Listed before anything is written: a stopped export leaves a folder the next one recognises and tidies.
+    _write_manifest(root, {"status": "in progress", "files": sorted(set(previous) | set(written))})
     for obj, relative in zip(snapshot.objects, written, strict=True):
-        _write(root / relative, orjson.dumps(obj.payload, option=orjson.OPT_INDENT_2))
-    denied_spaces = {e.space for e in snapshot.events if e.event == "space_skipped" and e.space}
-    # Spaces read only in part (skipped, or an object type that could not be listed) keep their earlier files.
-    partly_read = {e.space for e in snapshot.events if e.severity == "error" and e.space}
+        _write_object(root, relative, obj)
+    # Spaces read only in part (skipped, an object type not listed, a list in doubt) keep their earlier files.
     stale = [p for p in previous if p not in set(written)]
-    removed = _remove_stale(root, stale, keep_spaces=denied_spaces | partly_read)
-    kept = [p for p in stale if (root / p).is_file()]
+    removed = _remove_stale(root, stale, keep_spaces=snapshot.partial_spaces)
+    kept = [p for p in stale if _is_file(root / p)]
     by_type = Counter(obj.object_type for obj in snapshot.objects)
+    denied_spaces = {e.space for e in snapshot.events if e.event == "space_skipped" and e.space}
     summary: dict[str, Any] = {
         "tenant": source_config.url,
         "folder": str(root),
@@ -132,7 +204,6 @@ def export_tenant(config: Config | DatasphereSourceConfig, folder: str | os.Path
             if e.severity != "info"
         ],
     }
-    manifest = {**summary, "files": sorted(written + kept)}
-    _write(root / MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    _write_manifest(root, {**summary, "files": sorted(written + kept)})
     log.info("exported %d objects of %s to %s", len(snapshot.objects), source_config.url, root)
     return summary

@@ -2,7 +2,9 @@
 
 The state lives beside the audit folder (`<audit.dir>.state/datasphere-<tenant>.json`), so that a run reads
 only the objects whose listed `changedOn` differs from the stored one, and takes the others' CSN from the
-state: the source still returns every object, and content hashes decide what the target needs.
+state: the source still returns every object, and content hashes decide what the target needs. It only ever
+holds CSN the source accepted; an entry that is not its object's CSN (written by an earlier version, or edited)
+is dropped on loading, so that object is read again.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+
+from metasync.sources.datasphere.documents import document_problem
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +50,8 @@ class StateStore:
         self._tenant = tenant_url.rstrip("/")
 
     def load(self) -> dict[ObjectKey, CachedObject]:
-        """The stored objects, or nothing when the file is missing, unreadable or of another tenant."""
+        """The stored objects, or nothing when the file is missing, unreadable or of another tenant; entries that
+        are not their object's CSN are left out."""
         try:
             data = orjson.loads(self.path.read_bytes())
         except FileNotFoundError:
@@ -63,10 +68,12 @@ class StateStore:
         objects = {}
         for entry in data.get("objects") or []:
             try:
-                key = (entry["space"], entry["type"], entry["name"])
-                objects[key] = CachedObject(str(entry["changed_at"]), dict(entry["payload"]))
-            except (KeyError, TypeError, ValueError):
+                key = (str(entry["space"]), str(entry["type"]), str(entry["name"]))
+                cached = CachedObject(str(entry["changed_at"]), entry["payload"])
+            except (KeyError, TypeError):
                 continue
+            if document_problem(cached.payload, key[1], key[2]) is None:
+                objects[key] = cached
         return objects
 
     def save(self, objects: dict[ObjectKey, CachedObject]) -> None:

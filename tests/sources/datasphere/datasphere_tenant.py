@@ -5,7 +5,8 @@ fields), the catalog's space list (OData, paged with `@odata.nextLink`), the des
 arrays paged with `$top`/`$skip`, default page 25) and the design-time CSN reads (which demand the
 `application/vnd.sap.datasphere.object.content+json` Accept header). Tokens can be expired on demand, spaces can
 refuse the technical user (HTTP 403), and scripted faults (429 with Retry-After, 500, slow answers) can be
-queued for any path.
+queued for any path. Lists can page wrongly: ignore `$skip`, cap pages, overlap, or change order every time.
+An object's stored document is served as it is, so a test can store a body that is not CSN.
 
 `split_file` turns a CSN export into per-object design-time documents, the way the tenant stores objects.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import re
 import threading
 import time
@@ -59,6 +61,8 @@ class FakeTenant:
         False  # lists ignore $skip and the catalog's next link points back to its first page
     )
     list_ignores_paging: bool = False  # lists answer every object at once, whatever $top and $skip say
+    list_unstable_order: bool = False  # every list answer orders the objects differently
+    list_overlap: int = 0  # list pages start this many objects before $skip (a server off by some)
     list_default_top: int = 25
     list_max_top: int = 200
     token_lifetime: int = 3600
@@ -201,9 +205,13 @@ class FakeTenant:
         if match["name"] is None:
             top = min(int(query.get("$top", [self.list_default_top])[0]), self.list_max_top)
             skip = 0 if self.broken_paging else int(query.get("$skip", ["0"])[0])
+            skip = max(0, skip - self.list_overlap)
             if self.list_ignores_paging:
                 top, skip = len(objects), 0
-            names = sorted(objects)[skip : skip + top]
+            names = sorted(objects)
+            if self.list_unstable_order:
+                random.Random(len(self.requests)).shuffle(names)
+            names = names[skip : skip + top]
             return 200, [
                 {"technicalName": n, "changedOn": self.changed_on[(space, object_type, n)]} for n in names
             ]

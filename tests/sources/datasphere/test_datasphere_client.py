@@ -47,7 +47,7 @@ def test_one_token_serves_many_requests(tenant: FakeTenant) -> None:
     for i in range(5):
         tenant.add_object("SALES", "localtables", f"T{i}", table(f"T{i}"))
     with make_client(tenant) as client:
-        listed = client.list_objects("SALES", "localtables")
+        listed = client.list_objects("SALES", "localtables").objects
         docs = [client.read_object("SALES", "localtables", o.technical_name) for o in listed]
     assert [d["definitions"] for d in docs] == [table(f"T{i}")["definitions"] for i in range(5)]
     assert len(tenant.calls("POST", "/oauth/token")) == 1
@@ -227,7 +227,7 @@ def test_design_time_lists_page_with_top_and_skip(tenant: FakeTenant) -> None:
     for name in names:
         tenant.add_object("BIG", "localtables", name, table(name))
     with make_client(tenant) as client:
-        listed = client.list_objects("BIG", "localtables")
+        listed = client.list_objects("BIG", "localtables").objects
     assert [o.technical_name for o in listed] == names
     pages = tenant.calls("GET", "/BIG/localtables$")
     assert [(p.query["$top"], p.query["$skip"]) for p in pages] == [
@@ -244,20 +244,26 @@ def test_pages_capped_below_top_are_all_read(tenant: FakeTenant) -> None:
     for name in names:
         tenant.add_object("SALES", "localtables", name, table(name))
     with make_client(tenant) as client:
-        assert [o.technical_name for o in client.list_objects("SALES", "localtables")] == names
+        assert [o.technical_name for o in client.list_objects("SALES", "localtables").objects] == names
     skips = [p.query["$skip"] for p in tenant.calls("GET", "/SALES/localtables$")]
     assert skips == [["0"], ["3"], ["6"], ["7"]]
 
 
-@pytest.mark.parametrize("count", [5, 250])  # fewer and more objects than one page of $top=200
-def test_a_list_that_ignores_paging_is_read_once(tenant: FakeTenant, count: int) -> None:
+@pytest.mark.parametrize(("count", "requests"), [(5, 3), (250, 2)])  # fewer and more than $top=200
+def test_a_list_that_ignores_paging_is_read_once(tenant: FakeTenant, count: int, requests: int) -> None:
     tenant.list_ignores_paging = True
     names = [f"T{i:03d}" for i in range(count)]
     for name in names:
         tenant.add_object("SALES", "localtables", name, table(name))
     with make_client(tenant) as client:
-        assert [o.technical_name for o in client.list_objects("SALES", "localtables")] == names
-    assert len(tenant.calls("GET", "/SALES/localtables$")) == 2
+        listing = client.list_objects("SALES", "localtables")
+    assert [o.technical_name for o in listing.objects] == names
+    assert listing.doubt is None
+    # The first page again says $skip is ignored; with fewer objects than $top, a smaller $top that is ignored
+    # too says the server does not page at all, so its first answer was the whole list.
+    pages = tenant.calls("GET", "/SALES/localtables$")
+    assert len(pages) == requests
+    assert requests == 2 or pages[-1].query == {"$top": ["4"], "$skip": ["0"]}
 
 
 def test_broken_paging_stops_instead_of_looping(tenant: FakeTenant) -> None:
@@ -267,18 +273,69 @@ def test_broken_paging_stops_instead_of_looping(tenant: FakeTenant) -> None:
     for space in ("A", "B", "C"):
         tenant.add_space(space)
     with make_client(tenant) as client:
-        with pytest.raises(SourceError, match="ignores \\$skip"):
-            client.list_objects("BIG", "localtables")
+        listing = client.list_objects("BIG", "localtables")
         with pytest.raises(SourceError, match="points to a page already read"):
             client.list_spaces()
-    assert len(tenant.calls("GET", "/BIG/localtables$")) == 2
+    assert len(listing.objects) == 200  # what the server gave, each once, but in doubt
+    assert listing.doubt is not None and "ignores $skip" in listing.doubt
+    assert (
+        len(tenant.calls("GET", "/BIG/localtables$")) == 3
+    )  # first page, again, a probe with a smaller $top
     assert len(tenant.calls("GET", "/catalog/spaces$")) <= 3
+
+
+@pytest.mark.parametrize("cap", [1, 50])
+def test_a_server_that_caps_pages_and_ignores_skip_leaves_the_list_in_doubt(
+    tenant: FakeTenant, cap: int
+) -> None:
+    tenant.list_max_top, tenant.broken_paging = cap, True
+    for i in range(120):
+        tenant.add_object("SALES", "localtables", f"T{i:03d}", table(f"T{i:03d}"))
+    with make_client(tenant) as client:
+        listing = client.list_objects("SALES", "localtables")
+    assert [o.technical_name for o in listing.objects] == [f"T{i:03d}" for i in range(cap)]
+    assert listing.doubt is not None
+    assert f"answers the same {cap} items on every page" in listing.doubt
+    assert len(tenant.calls("GET", "/SALES/localtables$")) <= 3
+
+
+def test_overlapping_pages_list_each_object_once(tenant: FakeTenant) -> None:
+    tenant.list_max_top, tenant.list_overlap = 50, 1
+    names = [f"T{i:03d}" for i in range(120)]
+    for name in names:
+        tenant.add_object("SALES", "localtables", name, table(name))
+    with make_client(tenant) as client:
+        listing = client.list_objects("SALES", "localtables")
+    assert [o.technical_name for o in listing.objects] == names
+    assert listing.doubt is None
+
+
+def test_a_list_in_another_order_each_time_that_ignores_skip_ends_at_once(tenant: FakeTenant) -> None:
+    tenant.list_ignores_paging, tenant.list_unstable_order = True, True
+    for i in range(150):
+        tenant.add_object("SALES", "localtables", f"T{i:03d}", table(f"T{i:03d}"))
+    with make_client(tenant) as client:
+        listing = client.list_objects("SALES", "localtables")
+    assert sorted(o.technical_name for o in listing.objects) == [f"T{i:03d}" for i in range(150)]
+    assert listing.doubt is None
+    assert len(tenant.calls("GET", "/SALES/localtables$")) == 3
+
+
+def test_random_pages_that_ignore_skip_end_in_doubt(tenant: FakeTenant) -> None:
+    tenant.list_max_top, tenant.broken_paging, tenant.list_unstable_order = 30, True, True
+    for i in range(60):
+        tenant.add_object("SALES", "localtables", f"T{i:03d}", table(f"T{i:03d}"))
+    with make_client(tenant) as client:
+        listing = client.list_objects("SALES", "localtables")
+    assert len({o.technical_name for o in listing.objects}) == len(listing.objects)
+    assert listing.doubt is not None
+    assert len(tenant.calls("GET", "/SALES/localtables$")) <= 62  # each page brings something new, or ends it
 
 
 def test_listing_carries_change_timestamps(tenant: FakeTenant) -> None:
     tenant.add_object("SALES", "views", "V", table("V"), changed_on="2025-03-01T10:00:00Z")
     with make_client(tenant) as client:
-        (listed,) = client.list_objects("SALES", "views")
+        (listed,) = client.list_objects("SALES", "views").objects
     assert listed.changed_at == "2025-03-01T10:00:00Z"
 
 
@@ -288,7 +345,7 @@ def test_listing_carries_change_timestamps(tenant: FakeTenant) -> None:
 def test_hostile_technical_names_round_trip(tenant: FakeTenant, name: str) -> None:
     tenant.add_object("SALES", "views", name, table(name))
     with make_client(tenant) as client:
-        (listed,) = client.list_objects("SALES", "views")
+        (listed,) = client.list_objects("SALES", "views").objects
         assert client.read_object("SALES", "views", listed.technical_name) == table(name)
 
 

@@ -15,7 +15,7 @@ import pytest
 
 import metasync
 from metasync.config import DatasphereSourceConfig, load_config
-from metasync.errors import ConfigError
+from metasync.errors import ConfigError, TargetError
 from metasync.sources.datasphere.export import MANIFEST, export_tenant, safe_file_name
 
 from .datasphere_tenant import FakeTenant, load_corpus
@@ -252,3 +252,130 @@ def test_the_secret_is_not_logged_in_process(
     assert second.summary["counts"]["unchanged"] == second.summary["counts"]["assets"] == 5
     reuse = second.events.filter(pl.col("event") == "incremental_read")["details"].to_list()
     assert [json.loads(d) for d in reuse] == [{"reused": 8, "read": 0}]
+
+
+# ------------------------------------------------------------------ space folders, and writes that fail
+def spaced_tenant(tenant: FakeTenant) -> None:
+    tenant.add_object("SALES", "localtables", "ORDERS", table("ORDERS", "ID"))
+    tenant.add_object("FIN ANZ", "localtables", "LEDGER", table("LEDGER", "ID"))
+    tenant.add_object("VERTRIEB_Ä", "localtables", "KUNDE", table("KUNDE", "ID"))
+
+
+def exported(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.json") if p.name != MANIFEST)
+
+
+def test_a_space_folder_is_named_like_the_space_and_read_back_as_it(
+    tenant: FakeTenant, tmp_path: Path
+) -> None:
+    spaced_tenant(tenant)
+    config = tenant_config(tenant, tmp_path, object_types=["localtables"])
+    export_tenant(load_config(config), tmp_path / "export")
+    assert exported(tmp_path / "export") == [
+        "FIN ANZ/localtables/LEDGER.json",
+        "SALES/localtables/ORDERS.json",
+        "VERTRIEB_Ä/localtables/KUNDE.json",
+    ]
+    offline = metasync.plan(csn_config(tmp_path / "export", tmp_path))
+    direct = metasync.plan(config)
+    assert plan_rows(offline) == plan_rows(direct)
+    assert sorted(offline.assets["space"].to_list()) == ["FIN ANZ", "SALES", "VERTRIEB_Ä"]
+
+
+def test_a_skipped_space_keeps_its_files_whatever_its_name(tenant: FakeTenant, tmp_path: Path) -> None:
+    spaced_tenant(tenant)
+    config = load_config(tenant_config(tenant, tmp_path, object_types=["localtables"]))
+    export_tenant(config, tmp_path / "export")
+    before = exported(tmp_path / "export")
+    tenant.forbidden |= {"FIN ANZ", "VERTRIEB_Ä"}
+    summary = export_tenant(config, tmp_path / "export")
+    assert summary["status"] == "partial" and summary["removed_files"] == 0
+    assert exported(tmp_path / "export") == before
+
+
+def test_files_of_an_earlier_export_in_encoded_space_folders_are_kept_or_replaced(
+    tenant: FakeTenant, tmp_path: Path
+) -> None:
+    """Earlier versions percent-encoded space folders (`FIN%20ANZ`); a skipped space keeps those files, a space
+    read in full gets them replaced by its folder under its own name."""
+    spaced_tenant(tenant)
+    export = tmp_path / "export"
+    old = ["FIN%20ANZ/localtables/LEDGER.json", "VERTRIEB_%C3%84/localtables/KUNDE.json"]
+    for relative in old:
+        (export / relative).parent.mkdir(parents=True)
+        (export / relative).write_text("{}")
+    (export / MANIFEST).write_text(json.dumps({"files": old}))
+    tenant.forbidden.add("FIN ANZ")
+    summary = export_tenant(
+        load_config(tenant_config(tenant, tmp_path, object_types=["localtables"])), export
+    )
+    assert summary["removed_files"] == 1
+    assert exported(export) == [
+        "FIN%20ANZ/localtables/LEDGER.json",
+        "SALES/localtables/ORDERS.json",
+        "VERTRIEB_Ä/localtables/KUNDE.json",
+    ]
+
+
+def test_a_list_in_doubt_keeps_the_files_of_its_space(tenant: FakeTenant, tmp_path: Path) -> None:
+    for i in range(12):
+        tenant.add_object("SALES", "localtables", f"T{i:02d}", table(f"T{i:02d}"))
+    config = load_config(tenant_config(tenant, tmp_path, object_types=["localtables"]))
+    export_tenant(config, tmp_path / "export")
+    tenant.list_max_top, tenant.broken_paging = 5, True
+    summary = export_tenant(config, tmp_path / "export")
+    assert summary["status"] == "partial" and summary["removed_files"] == 0
+    assert len(exported(tmp_path / "export")) == 12
+
+
+def test_a_name_too_long_for_the_file_system_is_one_clear_error(tenant: FakeTenant, tmp_path: Path) -> None:
+    long = "L" * 300
+    tenant.add_object("SALES", "localtables", long, table(long))
+    tenant.add_object("SALES", "localtables", "OK", table("OK"))
+    env = {"DS_CLIENT_SECRET": tenant.client_secret}
+    config = write_config(tenant, tmp_path, object_types=["localtables"])
+    failed = run_cli("export", "-c", str(config), "--to", "snapshot", cwd=tmp_path, env=env)
+    assert failed.returncode == 3
+    assert (
+        failed.stderr.startswith("error: cannot write SALES.LLLL") and "internal error" not in failed.stderr
+    )
+    assert "(localtables) to " in failed.stderr and "File name too long" in failed.stderr
+    assert not [p for p in (tmp_path / "snapshot").rglob("*.tmp")]
+
+    del tenant.spaces["SALES"]["localtables"][
+        long
+    ]  # renamed in the tenant: the same folder is taken up again
+    done = run_cli("export", "-c", str(config), "--to", "snapshot", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert exported(tmp_path / "snapshot") == ["SALES/localtables/OK.json"]
+
+
+def test_a_full_disk_stops_the_export_naming_the_object(
+    tenant: FakeTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_tenant(tenant)
+    config = load_config(tenant_config(tenant, tmp_path))
+    export_tenant(config, tmp_path / "export")
+    tenant.add_object("SALES", "views", "V_ORDERS", view("V_ORDERS", "ORDERS"))  # changed: written again
+    del tenant.spaces["SALES"]["localtables"]["ORDERS_COPY"]
+
+    real_write_bytes = Path.write_bytes
+
+    def full_disk(path: Path, data: bytes) -> int:
+        if path.parent.name == "views":
+            raise OSError(28, "No space left on device")
+        return real_write_bytes(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    with pytest.raises(
+        TargetError, match=r"cannot write SALES\.V_ORDERS \(views\) to .*V_ORDERS\.json: No space"
+    ):
+        export_tenant(config, tmp_path / "export")
+    monkeypatch.undo()
+    assert (tmp_path / "export/SALES/localtables/ORDERS_COPY.json").is_file()  # nothing removed yet
+    assert not list((tmp_path / "export").rglob("*.tmp"))
+    summary = export_tenant(config, tmp_path / "export")  # the folder is taken up again, and tidied
+    assert summary["status"] == "succeeded" and summary["removed_files"] == 1
+    assert json.loads((tmp_path / "export/SALES/views/V_ORDERS.json").read_text()) == view(
+        "V_ORDERS", "ORDERS"
+    )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 
+import metasync
 from metasync.config import CsnSourceConfig, DatasphereSourceConfig, load_config
 from metasync.errors import ConfigError, ConnectorAuthError, SourceError
 from metasync.models import SourceFrames
@@ -395,3 +398,227 @@ def test_credentials_left_out_of_the_file_come_from_the_environment(
     loaded = load_config({"source": config})
     assert DatasphereSource(loaded.source).read().assets["name"].to_list() == ["ORDERS"]
     assert tenant.client_secret not in repr(loaded)
+
+
+# ------------------------------------------------------------------ answers that are not the object's CSN
+NOT_THE_CSN = {
+    "an error envelope": ({"error": {"code": "500", "message": "Internal error"}}, "an error, not CSN"),
+    "empty definitions": ({"definitions": {}}, "do not define 'T3' (they hold nothing)"),
+    "definitions a list": ({"definitions": ["x"]}, "'definitions' is a list, not an object"),
+    "another object": (table("OTHER"), "do not define 'T3' (they hold 'OTHER')"),
+    "a JSON array": ([1, 2], "the answer is a list, not a JSON object"),
+    "a bad definition": (
+        {"definitions": {"T3": {"kind": "entity", "elements": ["ID"]}}},
+        "definition 'T3' is not valid CSN: its elements are not an object",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_THE_CSN))
+def test_a_read_that_is_not_the_objects_csn_skips_its_space(tenant: FakeTenant, case: str) -> None:
+    body, problem = NOT_THE_CSN[case]
+    for name in ("T1", "T3"):
+        tenant.add_object("SALES", "localtables", name, table(name))
+    tenant.add_object("HR", "localtables", "STAFF", table("STAFF"))
+    tenant.spaces["SALES"]["localtables"]["T3"] = body  # served as it is, with HTTP 200
+    frames = source(tenant, object_types=["localtables"]).read()
+    assert frames.incomplete
+    assert frames.assets.select("space", "name").rows() == [("HR", "STAFF")]  # none of SALES, not a part
+    (event,) = [e for e in frames.events if e.event == "space_skipped"]
+    assert (event.severity, event.space, event.name) == ("error", "SALES", "T3")
+    assert event.message.startswith("space SALES could not be read and was skipped: ")
+    assert "/dwaas-core/api/v1/spaces/SALES/localtables/T3 answered, but not with the CSN of SALES.T3" in (
+        event.message
+    )
+    assert problem in event.message
+    assert "skip_invalid" not in f"{event.message} {event.hint}"
+
+
+def test_a_flow_read_must_hold_the_flow(tenant: FakeTenant) -> None:
+    tenant.add_object("SALES", "localtables", "ORDERS", table("ORDERS"))
+    tenant.add_object("SALES", "dataflows", "DF", {"definitions": {}})
+    frames = source(tenant, object_types=["localtables", "dataflows"]).read()
+    assert frames.incomplete and frames.assets.is_empty()
+    (event,) = [e for e in frames.events if e.event == "space_skipped"]
+    assert "has no 'dataflows'" in event.message and event.name == "DF"
+
+
+def test_a_document_in_a_context_of_its_space_is_its_csn(tenant: FakeTenant) -> None:
+    """An object placed in a space by a context's `@DataWarehouse.space.name` is stored as `CONTEXT.NAME`."""
+    context = {"kind": "context", "@DataWarehouse.space.name": "SHARED"}
+    entity = table("X")["definitions"]["X"]
+    tenant.add_object("SHARED", "localtables", "T", {"definitions": {"CTX": context, "CTX.T": entity}})
+    frames = source(tenant, object_types=["localtables"]).read()
+    assert not frames.incomplete
+    assert frames.assets.select("space", "name").rows() == [("SHARED", "T")]
+
+
+def sync_config(tenant: FakeTenant, tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    return {
+        "source": tenant.source_config(**overrides),
+        "target": {"kind": "local", "path": str(tmp_path / "catalog")},
+        "audit": {"dir": str(tmp_path / "audit")},
+        "sync": {"delete_stale": True, "max_delete_fraction": 1.0},
+    }
+
+
+@pytest.mark.parametrize("body", [{"error": {"message": "internal"}}, {"definitions": ["x"]}])
+def test_a_bad_answer_is_a_partial_run_that_deletes_nothing(
+    tenant: FakeTenant, tmp_path: Path, body: dict[str, Any]
+) -> None:
+    for i in range(4):
+        tenant.add_object("SALES", "localtables", f"T{i}", table(f"T{i}"))
+    tenant.add_object("HR", "localtables", "STAFF", table("STAFF"))
+    config = sync_config(tenant, tmp_path, object_types=["localtables"], incremental=False)
+    assert metasync.sync(config).status == "succeeded"
+    tables = sorted(p.name for p in (tmp_path / "catalog").rglob("*.json"))
+    tenant.spaces["SALES"]["localtables"]["T3"] = body
+    tenant.add_object("HR", "localtables", "STAFF", table("STAFF", "ID", "NAME"))
+    result = metasync.sync(config)
+    assert (result.status, result.exit_code) == ("partial", 1)
+    assert result.summary["counts"]["deleted"] == 0 and result.summary["counts"]["updated"] == 1  # HR synced
+    assert sorted(p.name for p in (tmp_path / "catalog").rglob("*.json")) == tables
+
+
+# ------------------------------------------------------------------ the incremental state holds accepted CSN only
+def state_entries(tmp_path: Path) -> dict[str, Any]:
+    (path,) = (tmp_path / "audit.state").iterdir()
+    return {o["name"]: o["payload"] for o in json.loads(path.read_text())["objects"]}
+
+
+def test_a_bad_answer_is_not_kept_in_the_state(tenant: FakeTenant, tmp_path: Path) -> None:
+    for i in range(3):
+        tenant.add_object("SALES", "localtables", f"T{i}", table(f"T{i}"))
+    source(tenant, tmp_path / "audit").read()
+    tenant.add_object(
+        "SALES", "localtables", "T1", {"error": {"code": "503"}}, changed_on="2025-02-01T00:00:00Z"
+    )
+    assert source(tenant, tmp_path / "audit").read().incomplete
+    assert state_entries(tmp_path)["T1"] == table("T1")  # the last accepted CSN, not the error
+    tenant.add_object(
+        "SALES", "localtables", "T1", table("T1", "ID", "NEW"), changed_on="2025-02-01T00:00:00Z"
+    )
+    tenant.requests.clear()
+    healed = source(tenant, tmp_path / "audit").read()
+    assert not healed.incomplete
+    assert [r.path.rsplit("/", 1)[1] for r in tenant.requests if r.path.count("/") == 7] == ["T1"]
+    assert healed.columns.filter(pl.col("name") == "T1")["column"].to_list() == ["ID", "NEW"]
+    assert state_entries(tmp_path)["T1"] == table("T1", "ID", "NEW")
+
+
+def test_a_refused_document_is_dropped_from_the_state(tenant: FakeTenant, tmp_path: Path) -> None:
+    """An entry an earlier version stored that is not the object's CSN is read again, and not kept."""
+    tenant.add_object("SALES", "localtables", "T1", table("T1"))
+    tenant.add_object("SALES", "localtables", "T2", table("T2"))
+    source(tenant, tmp_path / "audit").read()
+    (path,) = (tmp_path / "audit.state").iterdir()
+    state = json.loads(path.read_text())
+    for entry in state["objects"]:
+        if entry["name"] == "T1":
+            entry["payload"] = {"error": {"code": "503", "message": "Service temporarily unavailable"}}
+        else:
+            entry["payload"] = {"definitions": {"T2": {"kind": "entity", "elements": ["ID"]}}}
+    path.write_text(json.dumps(state))
+    tenant.requests.clear()
+    frames = source(tenant, tmp_path / "audit").read()
+    assert [r.path.rsplit("/", 1)[1] for r in tenant.requests if r.path.count("/") == 7] == ["T1"]
+    # T2's stored CSN passes the first check but not the reader: its space fails, and the entry goes
+    assert frames.incomplete
+    assert "T2" not in state_entries(tmp_path)
+    assert source(tenant, tmp_path / "audit").read().assets["name"].sort().to_list() == ["T1", "T2"]
+
+
+# ------------------------------------------------------------------ scope and paging
+def test_spaces_and_object_types_given_twice_are_read_once(tenant: FakeTenant) -> None:
+    tenant.add_object("SALES", "localtables", "T1", table("T1"))
+    frames = source(tenant, spaces=["SALES", "SALES"], object_types=["localtables", "localtables"]).read()
+    assert frames.assets.select("space", "name").rows() == [("SALES", "T1")]
+    assert len(tenant.calls("GET", "/SALES/localtables$")) == 2  # one list (and its empty last page)
+    assert len(tenant.calls("GET", "/SALES/localtables/T1$")) == 1
+
+
+def test_unstable_paging_reads_each_object_once(tenant: FakeTenant) -> None:
+    tenant.list_ignores_paging, tenant.list_unstable_order = True, True
+    for i in range(150):
+        tenant.add_object("S", "localtables", f"T{i:03d}", table(f"T{i:03d}"))
+    frames = source(tenant, object_types=["localtables"], incremental=False, max_workers=8).read()
+    assert frames.assets.height == 150 and not frames.incomplete
+    assert len(tenant.calls("GET", "/S/localtables$")) == 3
+    assert len(tenant.calls("GET", "/S/localtables/T")) == 150
+
+
+def test_a_list_in_doubt_is_a_warning_and_a_partial_run_that_deletes_nothing(
+    tenant: FakeTenant, tmp_path: Path
+) -> None:
+    for i in range(120):
+        tenant.add_object("SALES", "localtables", f"T{i:03d}", table(f"T{i:03d}"))
+    config = sync_config(tenant, tmp_path, object_types=["localtables"], incremental=False)
+    assert metasync.sync(config).summary["counts"]["created"] == 120
+    tenant.list_max_top, tenant.broken_paging = 50, True  # pages capped at 50, $skip ignored
+    result = metasync.sync(config)
+    assert (result.status, result.exit_code) == ("partial", 1)
+    assert result.summary["counts"]["deleted"] == 0
+    assert len(list((tmp_path / "catalog").rglob("*.json"))) >= 120
+    warning = result.events.filter(pl.col("event") == "list_incomplete").to_dicts()
+    assert [(w["severity"], w["space"]) for w in warning] == [("warning", "SALES")]
+    assert "localtables of space SALES" in warning[0]["message"] and "ignores $skip" in warning[0]["message"]
+
+
+def test_a_space_name_that_cannot_be_a_space_is_skipped(tenant: FakeTenant) -> None:
+    tenant.add_object("SALES", "localtables", "T1", table("T1"))
+    tenant.add_object("A.B", "localtables", "T2", table("T2"))
+    frames = source(tenant, object_types=["localtables"]).read()
+    assert frames.incomplete and frames.assets["space"].to_list() == ["SALES"]
+    (event,) = [e for e in frames.events if e.event == "space_skipped"]
+    assert event.space == "A.B" and "has a dot" in event.message
+    assert tenant.calls("GET", "/spaces/A.B/") == []
+
+
+def test_an_empty_tenant_is_described_by_its_url_and_spaces(tenant: FakeTenant, tmp_path: Path) -> None:
+    tenant.add_space("SALES")
+    result = metasync.plan(sync_config(tenant, tmp_path, spaces=["SALES"]))
+    (message,) = result.events.filter(pl.col("event") == "source_empty")["message"].to_list()
+    assert f"Datasphere tenant {tenant.url}, spaces: SALES" in message
+
+
+# ------------------------------------------------------------------ a failed space gets no more requests
+def test_a_failed_space_gets_no_more_reads(tenant: FakeTenant) -> None:
+    for i in range(40):
+        tenant.add_object("SALES", "localtables", f"T{i:02d}", table(f"T{i:02d}"))
+    tenant.add_object("HR", "localtables", "H1", table("H1"))
+    tenant.fail(r"/SALES/localtables/T", 503, times=1000)
+    started = time.monotonic()
+    frames = source(
+        tenant,
+        object_types=["localtables"],
+        max_retries=3,
+        retry_backoff=0.1,
+        max_workers=4,
+        incremental=False,
+    ).read()
+    assert frames.assets["name"].to_list() == ["H1"] and frames.incomplete
+    assert len(tenant.calls("GET", "/SALES/localtables/T")) <= 4 * 4  # the reads under way when it failed
+    assert time.monotonic() - started < 3
+
+
+def test_a_failed_space_gets_no_more_lists(tenant: FakeTenant) -> None:
+    tenant.add_object("SALES", "localtables", "T1", table("T1"))
+    tenant.add_object("HR", "localtables", "H1", table("H1"))
+    tenant.fail(r"/SALES/", 429, times=1000, headers={"Retry-After": "0"})
+    frames = source(tenant, max_retries=3, max_workers=1).read()  # seven object types
+    assert frames.assets["name"].to_list() == ["H1"] and frames.incomplete
+    assert len(tenant.calls("GET", "/SALES/")) == 4  # one list and its three retries, no other list
+
+
+def test_a_failure_ends_the_waits_of_its_space(tenant: FakeTenant) -> None:
+    tenant.add_object("SALES", "localtables", "SLOW", table("SLOW"))
+    tenant.add_object("SALES", "localtables", "BAD", table("BAD"))
+    tenant.add_object("HR", "localtables", "H1", table("H1"))
+    tenant.fail(r"/SALES/localtables/SLOW$", 429, times=100, headers={"Retry-After": "30"})
+    tenant.fail(r"/SALES/localtables/BAD$", 400, times=100, delay=0.3)
+    started = time.monotonic()
+    frames = source(tenant, object_types=["localtables"], max_backoff=60, max_workers=2).read()
+    assert time.monotonic() - started < 5  # not the 30 s SLOW was asked to wait
+    assert frames.assets["name"].to_list() == ["H1"]
+    (event,) = [e for e in frames.events if e.event == "space_skipped"]
+    assert "HTTP 400" in event.message
