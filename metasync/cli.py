@@ -174,18 +174,15 @@ def _print_summary(result: Any, *, title: str) -> None:
         )
     if problems.height > 20:
         out.print(f"  ... and {problems.height - 20} more (see the audit folder)")
-    if result.plan.is_empty():
-        empty = (result.events["event"] == "source_empty").any()
-        err.print(
-            "[yellow]warning:[/] nothing to sync: "
-            + (
-                "the source holds no objects; check source.path."
-                if empty
-                else "the rules leave no object in scope."
-            ),
-            highlight=False,
-            soft_wrap=True,
+    empty = result.events.filter(result.events["event"] == "source_empty")
+    if result.plan.is_empty() and (empty.height or summary["status"] != "partial"):
+        # A partial run's own events (printed below) say what could not be read.
+        reason = (
+            f"{empty['message'][0]} {empty['hint'][0]}"
+            if empty.height
+            else "the rules leave no object in scope."
         )
+        err.print(f"[yellow]warning:[/] nothing to sync: {escape(reason)}", highlight=False, soft_wrap=True)
     _print_events(_run_level_events(result, problems), rest=f"see {result.audit_dir}")
     out.print(f"status: [bold]{summary['status']}[/]  audit: {result.audit_dir}", soft_wrap=True)
 

@@ -415,13 +415,16 @@ def _run(
         raise
     frames = read_source(cfg)
     audit.extend(frames.events)
-    if frames.assets.is_empty():
+    if frames.assets.is_empty() and not frames.incomplete:  # a partial read's own events say what is missing
         audit.add(
             Event(
                 "source_empty",
                 "warning",
                 f"the source ({make_source(cfg).describe()}) holds no objects to sync.",
-                hint="Check source.path (or the tenant's spaces and object types); a mistyped folder reads as empty.",
+                hint="Check source.path; a mistyped folder reads as empty."
+                if isinstance(cfg.source, CsnSourceConfig)
+                else "Check source.spaces and source.object_types, and that the technical user is a member of "
+                "the spaces.",
             )
         )
     assets, columns = map_frames(cfg, frames, rules)

@@ -331,6 +331,16 @@ def test_an_empty_source_is_a_warning(tmp_path: Path) -> None:
     assert finished.endswith("no assets")
 
 
+def test_a_source_read_in_part_is_not_called_empty(tmp_path: Path) -> None:
+    """Its own events say what could not be read; 'holds no objects, check the path' would mislead."""
+    (tmp_path / "src" / "S").mkdir(parents=True)
+    (tmp_path / "src" / "S" / "bad.json").write_text("{not json")
+    result = metasync.plan(config(tmp_path, tmp_path / "src", source={"skip_invalid": True}))
+    assert result.summary["status"] == "partial"
+    assert result.events.filter(pl.col("event") == "source_empty").is_empty()
+    assert result.events.filter(pl.col("event") == "file_skipped").height == 1
+
+
 @pytest.mark.parametrize(
     ("error", "message"),
     [
