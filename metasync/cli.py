@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from metasync.errors import ConfigError, ExitCode, MetasyncError
+from metasync.errors import ConfigError, ExitCode, MetasyncError, Terminated
 from metasync.targets.base import ProgressCallback
 
 if TYPE_CHECKING:
@@ -90,6 +91,9 @@ def _guard(debug: bool, action: Callable[[], T]) -> T:
     )
     try:
         return action()
+    except Terminated:  # before Typer, which would turn it into Ctrl-C's 130
+        err.print("terminated")
+        raise typer.Exit(143) from None
     except MetasyncError as exc:
         if debug:
             err.print_exception()
@@ -340,17 +344,25 @@ def watch(
         records = run_every(
             config, every=seconds, env=env, dry_run=dry_run, max_runs=max_runs, stop=stop, on_run=report
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         stop.set()
         err.print("stopped")
-        raise typer.Exit(130) from None
+        raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
     raise typer.Exit(last_exit_code(records))
 
 
+def _terminate(_signal: int, _frame: Any) -> None:
+    raise Terminated()
+
+
 def main() -> None:
-    """Console entry point."""
+    """Console entry point. SIGTERM stops a run as Ctrl-C does (its audit is written), exit code 143."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
+    except Terminated:
+        err.print("terminated")
+        sys.exit(143)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)

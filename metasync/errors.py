@@ -62,3 +62,8 @@ class TargetError(MetasyncError):
     """The target could not be read or reached."""
 
     exit_code = ExitCode.UNREACHABLE
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop (SIGTERM, as a service manager or container runtime stops it). Raised like
+    Ctrl-C's KeyboardInterrupt, so a run stopped this way writes its audit too; the CLI exits with 143."""

@@ -17,12 +17,12 @@ import polars as pl
 from metasync.audit.writer import AuditLog, new_run_id
 from metasync.config import Config, CsnSourceConfig, LocalTargetConfig, load_config
 from metasync.diff import column_changes, content_hashes, diff_tables, schema_edited_in_target, stale_tables
-from metasync.errors import ExitCode, MetasyncError, RuleError
+from metasync.errors import ExitCode, MetasyncError, RuleError, Terminated
 from metasync.graph.planning import cycle_events, plan_batches
 from metasync.models import DATA_FLOW_EDGE_KINDS, Event, SourceFrames
 from metasync.runtime import gc_paused, gc_resumed
 from metasync.sources.base import Source
-from metasync.targets.base import ProgressCallback, Target, TargetState, WriteRequest
+from metasync.targets.base import ProgressCallback, Target, TargetState, WriteRequest, outcome_frame
 from metasync.targets.payload import database_input, finalize_table_input
 from metasync.transform.conflicts import (
     CONFLICT_HINTS,
@@ -380,6 +380,8 @@ def run(
     except BaseException as exc:  # the audit of a failed run is written too, whatever ended it (Ctrl-C too)
         if isinstance(exc, MetasyncError):
             message, hint = exc.message, exc.hint
+        elif isinstance(exc, Terminated):
+            message, hint = "the run was stopped (SIGTERM).", "Run it again; what was written before is kept."
         elif isinstance(exc, KeyboardInterrupt):
             message, hint = "the run was interrupted.", "Run it again; what was written before is kept."
         else:
@@ -387,14 +389,28 @@ def run(
                 f"internal error: {type(exc).__name__}: {exc}",
                 "Run again with --debug and report it.",
             )
+        done = _written_so_far(reached[0].calls.outcomes if reached else [])
+        if done.height:
+            message += (
+                f" {done.height} table write(s) were done before it stopped; they are listed in the plan."
+            )
         audit.add(Event("run_failed", "error", message, hint=hint, details={"error": type(exc).__name__}))
+        audit.add_frame(_asset_events(done, dry_run))
         calls = reached[0].calls.as_dict() if reached else {}
-        empty_plan = pl.DataFrame(schema=PLAN_FILE_SCHEMA)
-        summary = _summary(run_id, "failed", dry_run, started, empty_plan, calls, {})
-        written = audit.write(cfg.audit.dir, summary, empty_plan)
+        summary = _summary(run_id, "failed", dry_run, started, done, calls, {})
+        written = audit.write(cfg.audit.dir, summary, done)
         if isinstance(exc, MetasyncError):
             exc.audit_dir = written
         raise
+
+
+def _written_so_far(outcomes: list[dict[str, str | None]]) -> pl.DataFrame:
+    """The plan file's rows for the table writes a stopped run had done (the target's outcome rows)."""
+    empty = pl.DataFrame(schema=PLAN_FILE_SCHEMA)
+    if not outcomes:
+        return empty
+    done = outcome_frame(list(outcomes)).rename({"message": "reason"})
+    return pl.concat([empty, done], how="diagonal_relaxed").select(list(PLAN_FILE_SCHEMA))
 
 
 def _run(

@@ -6,7 +6,10 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -810,3 +813,50 @@ def test_tables_an_asset_left_for_another_name_are_reported(tmp_path: Path) -> N
     assert "s.v1_t (now S.T -> s.t)" in event["message"] and event["severity"] == "warning"
     assert (tmp_path / "catalog" / "s" / "tables" / "v1_t.json").exists()
     assert metasync.sync(settings).events.filter(pl.col("event") == "tables_left_behind").height == 1
+
+
+@pytest.mark.parametrize(
+    ("stop", "code", "said"),
+    [(signal.SIGTERM, 143, "stopped (SIGTERM)"), (signal.SIGINT, 130, "interrupted")],
+)
+def test_a_run_stopped_while_writing_audits_what_it_wrote(
+    tmp_path: Path, stop: signal.Signals, code: int, said: str
+) -> None:
+    """A service manager's SIGTERM or Ctrl-C in the middle of the writes: the audit is written and counts the
+    tables written before the stop, and no half-written file is left."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from generate_tenant import generate
+
+    generate(3000, tmp_path / "tenant")
+    catalog = tmp_path / "catalog"
+    config_file = tmp_path / "metasync.yaml"
+    config_file.write_text(
+        f"source: {{kind: csn, path: {tmp_path / 'tenant'}}}\ntarget: {{kind: local, path: {catalog}}}\n"
+        f"audit: {{dir: {tmp_path / 'audit'}}}\n"
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-m", "metasync.cli", "sync", "-c", str(config_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while (
+        len(list(catalog.glob("*/tables/*.json"))) < 100
+        and run.poll() is None
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.01)
+    run.send_signal(stop)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == code, stderr
+    written = len(list(catalog.glob("*/tables/*.json")))
+    assert 100 <= written < 3000 and not list(catalog.rglob(".tmp-*"))
+    (audit,) = (tmp_path / "audit").iterdir()
+    summary = json.loads((audit / "summary.json").read_text())
+    assert summary["status"] == "failed" and written - 1 <= summary["counts"]["created"] <= written
+    events = pl.read_parquet(audit / "events.parquet")
+    failed = events.filter(pl.col("event") == "run_failed")["message"].item()
+    assert said in failed and f"{summary['counts']['created']} table write(s) were done" in failed
+    assert events.filter(pl.col("event") == "asset").height == summary["counts"]["created"]
+    assert pl.read_parquet(audit / "plan.parquet").height == summary["counts"]["created"]

@@ -94,10 +94,13 @@ ProgressCallback = Callable[[int], None]
 
 @dataclass
 class CallCounter:
-    """Counts the calls made to a target, by operation name (Glue's names, e.g. `GetTables`)."""
+    """Counts the calls made to a target, by operation name (Glue's names, e.g. `GetTables`), and keeps the
+    outcome row of every table row written so far (OUTCOME_COLUMNS): a run stopped in the middle of writing
+    still tells in its audit what it wrote."""
 
     counts: Counter[str] = field(default_factory=Counter)
     retries: Counter[str] = field(default_factory=Counter)
+    outcomes: list[dict[str, str | None]] = field(default_factory=list)
 
     def add(self, operation: str, n: int = 1) -> None:
         self.counts[operation] += n

@@ -337,14 +337,14 @@ class GlueTarget:
         if tables.is_empty():
             return outcome_frame([])
         tables = tables.with_columns(limit_violations(tables))
-        outcomes: list[dict[str, str | None]] = []
+        outcomes = self.calls.outcomes  # filled by `_write_batch` as rows are written
+        outcomes.clear()
         stopped: set[str] = set()
         tick = progress or _no_progress
         with ThreadPoolExecutor(max_workers=self.config.max_workers, thread_name_prefix="glue") as pool:
             for _, batch in tables.sort("batch", maintain_order=True).group_by("batch", maintain_order=True):
                 batch_outcomes = self._write_batch(batch, stopped, failed_databases, pool, tick)
                 stopped.update(f"{o['space']}.{o['name']}" for o in batch_outcomes if o["status"] != "ok")
-                outcomes.extend(batch_outcomes)
         return outcome_frame(outcomes)
 
     def _create_databases(self, databases: pl.DataFrame) -> dict[str, GlueCallError]:
@@ -370,7 +370,8 @@ class GlueTarget:
         pool: ThreadPoolExecutor,
         tick: ProgressCallback,
     ) -> list[dict[str, str | None]]:
-        """Outcomes of one batch: rows held back first, then the rows sent to Glue; `tick` per row done."""
+        """Outcomes of one batch: rows held back first, then the rows sent to Glue; `tick` per row done. Each
+        is also added to `calls.outcomes` as soon as it is known."""
         has_upstreams = "upstreams" in batch.columns
         blocked = (
             pl.col("upstreams").list.filter(pl.element().is_in(list(stopped))).list.first()
@@ -382,26 +383,32 @@ class GlueTarget:
             _blocked=blocked,
         )
         outcomes: list[dict[str, str | None]] = []
+
+        def done(found: Iterable[dict[str, str | None]]) -> None:
+            for outcome in found:
+                outcomes.append(outcome)
+                self.calls.outcomes.append(outcome)
+
         sendable: list[dict[str, Any]] = []
         for row in batch.iter_rows(named=True):
             held = self._held_back(row, failed_databases)
             if held is not None:
-                outcomes.append(held)
+                done([held])
             else:
                 sendable.append(row)
         writes = [row for row in sendable if row["action"] in ("create", "update")]
         deletes = [row for row in sendable if row["action"] == "delete"]
         unknown = [row for row in sendable if row["action"] not in ("create", "update", "delete")]
-        outcomes.extend(
+        done(
             _outcome(row, "failed", "UnknownAction", f"action '{row['action']}' is not a write action")
             for row in unknown
         )
         tick(len(outcomes))
         for outcome in pool.map(self._write_table, writes):
-            outcomes.append(outcome)
+            done([outcome])
             tick(1)
         for chunk in _delete_chunks(deletes):
-            outcomes.extend(self._delete_chunk(chunk))
+            done(self._delete_chunk(chunk))
             tick(len(chunk))
         return outcomes
 

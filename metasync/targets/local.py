@@ -10,7 +10,9 @@ they stand for (`GetDatabase`, `GetTables`, `CreateDatabase`, `CreateTable`, `Up
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+import secrets
 import tempfile
 from itertools import repeat
 from pathlib import Path
@@ -72,6 +74,11 @@ def _shape_problem(data: dict[str, Any]) -> str | None:
 
 
 STATE_CHUNK_TABLES = 5_000  # tables read into Python objects before they move to Polars
+
+
+# Temporary files: `.tmp-` (what a sweep of the catalog skips), this process and a random part, a number.
+_TMP_PREFIX = f".tmp-{os.getpid()}-{secrets.token_hex(4)}-"
+_TMP_NUMBERS = itertools.count()
 
 
 class LocalTarget:
@@ -211,14 +218,26 @@ class LocalTarget:
 
     # ------------------------------------------------------------------ writes
     def _write_file(self, path: Path, content: bytes) -> None:
+        """Write `content` to a temporary file beside `path`, then move it there: a reader never sees half a
+        file. The temporary name is chosen before the file exists, so a run stopped at any point (Ctrl-C even
+        inside the call that creates it) removes it."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        while True:
+            tmp = path.parent / f"{_TMP_PREFIX}{next(_TMP_NUMBERS)}"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                break
+            except FileExistsError:  # left by a process that had this number and prefix: take the next
+                continue
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(content)
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
 
     def _is_managed_file(self, path: Path) -> bool:
@@ -265,7 +284,8 @@ class LocalTarget:
             except OSError as exc:
                 failed_databases[row["glue_database"]] = f"cannot write {path}: {exc.strerror}"
 
-        outcomes: list[dict[str, Any]] = []
+        outcomes: list[dict[str, Any]] = self.calls.outcomes  # filled as rows are written
+        outcomes.clear()
         failed: set[str] = set()
         for row in request.tables.sort("batch", maintain_order=True).iter_rows(named=True):
             asset_id = f"{row['space']}.{row['name']}"
