@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Any
 
 import polars as pl
 import pytest
+
+from conftest import start_sync_of_generated_tenant
 
 import metasync
 from metasync.errors import SourceError, TargetError
@@ -824,22 +825,8 @@ def test_a_run_stopped_while_writing_audits_what_it_wrote(
 ) -> None:
     """A service manager's SIGTERM or Ctrl-C in the middle of the writes: the audit is written and counts the
     tables written before the stop, and no half-written file is left."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from generate_tenant import generate
-
-    generate(3000, tmp_path / "tenant")
     catalog = tmp_path / "catalog"
-    config_file = tmp_path / "metasync.yaml"
-    config_file.write_text(
-        f"source: {{kind: csn, path: {tmp_path / 'tenant'}}}\ntarget: {{kind: local, path: {catalog}}}\n"
-        f"audit: {{dir: {tmp_path / 'audit'}}}\n"
-    )
-    run = subprocess.Popen(
-        [sys.executable, "-m", "metasync.cli", "sync", "-c", str(config_file)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run = start_sync_of_generated_tenant(tmp_path, 3000)
     deadline = time.monotonic() + 120
     while (
         len(list(catalog.glob("*/tables/*.json"))) < 100

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import start_sync_of_generated_tenant
+
 from metasync.config import CsnSourceConfig
 from metasync.errors import ConfigError, SourceError
 from metasync.sources.csn import CsnSource
@@ -204,22 +206,8 @@ def _children(pid: int) -> list[int]:
 
 def test_ctrl_c_during_the_read_stops_the_readers_without_tracebacks(tmp_path: Path) -> None:
     """A terminal's Ctrl-C reaches the whole process group: the readers stop with the run, quietly."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    from generate_tenant import generate
-
-    generate(3000, tmp_path / "tenant")
-    config = tmp_path / "metasync.yaml"
-    config.write_text(
-        f"source: {{kind: csn, path: {tmp_path / 'tenant'}, read_in_subprocess: true}}\n"
-        f"target: {{kind: local, path: {tmp_path / 'catalog'}}}\naudit: {{dir: {tmp_path / 'audit'}}}\n"
-    )
-    run = subprocess.Popen(
-        [sys.executable, "-m", "metasync.cli", "sync", "-c", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, as a terminal gives it
-    )
+    # Its own process group, as a terminal gives it.
+    run = start_sync_of_generated_tenant(tmp_path, 3000, new_session=True, source="read_in_subprocess: true")
     # Once every reader has started (one per core, at most one per space folder: two here).
     expected, deadline = min(os.cpu_count() or 1, 2), time.monotonic() + 60
     while len(_children(run.pid)) < expected and run.poll() is None and time.monotonic() < deadline:
