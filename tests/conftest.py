@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -40,26 +38,3 @@ def example_workspace(tmp_path: Path) -> Path:
     shutil.copytree(EXAMPLES / "exports", tmp_path / "exports")
     shutil.copy(EXAMPLES / "quickstart.yaml", tmp_path / "quickstart.yaml")
     return tmp_path
-
-
-def start_sync_of_generated_tenant(
-    tmp_path: Path, assets: int, *, new_session: bool = False, source: str = ""
-) -> subprocess.Popen[str]:
-    """`metasync sync` started on a benchmark tenant of about `assets` assets (generated under `tmp_path`, into
-    `tmp_path/catalog`, audit in `tmp_path/audit`); `source` adds keys to the source mapping."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from generate_tenant import generate
-
-    generate(assets, tmp_path / "tenant")
-    config = tmp_path / "metasync.yaml"
-    config.write_text(
-        f"source: {{kind: csn, path: {tmp_path / 'tenant'}{', ' + source if source else ''}}}\n"
-        f"target: {{kind: local, path: {tmp_path / 'catalog'}}}\naudit: {{dir: {tmp_path / 'audit'}}}\n"
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "metasync.cli", "sync", "-c", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=new_session,
-    )

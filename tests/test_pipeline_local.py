@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from conftest import start_sync_of_generated_tenant
+from tenant_runs import start_sync_of_generated_tenant
 
 import metasync
 from metasync.errors import SourceError, TargetError

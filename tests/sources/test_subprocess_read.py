@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import start_sync_of_generated_tenant
+from tenant_runs import start_sync_of_generated_tenant
 
 from metasync.config import CsnSourceConfig
 from metasync.errors import ConfigError, SourceError
