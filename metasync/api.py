@@ -30,6 +30,14 @@ def plan(config: ConfigInput, *, env: str | None = None, delete_stale: bool | No
 
 
 def lineage(config: ConfigInput, *, env: str | None = None) -> nx.DiGraph:
-    """The asset-level lineage graph of the source: nodes keyed by ASSET_ID (`SPACE.NAME`), edges with a `kind`."""
+    """The asset-level lineage graph of the source: nodes keyed by ASSET_ID (`SPACE.NAME`), edges with a `kind`.
+
+    `graph.graph["incomplete"]` is True when a part of the source could not be read (a file skipped by
+    `source.skip_invalid`, a space that refused the user): the graph then shows only what was read, and
+    `graph.graph["problems"]` holds the messages saying what was not.
+    """
     frames = read_source(load_config(config, env=env))
-    return build_lineage_graph(frames.assets, frames.edges)
+    graph = build_lineage_graph(frames.assets, frames.edges)
+    graph.graph["incomplete"] = frames.incomplete
+    graph.graph["problems"] = [e.message for e in frames.events if e.severity == "error"]
+    return graph

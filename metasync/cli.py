@@ -334,7 +334,8 @@ def watch(
     stop = threading.Event()
 
     def report(record: Any) -> None:
-        where = record.error or f"audit: {record.audit_dir}"
+        audit = f"audit: {record.audit_dir}" if record.audit_dir is not None else ""
+        where = f"{record.error} {audit}".strip() if record.error else audit
         out.print(
             f"run {record.number}: [bold]{record.status}[/] (exit {record.exit_code}) {where}",
             highlight=False,

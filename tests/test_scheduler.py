@@ -119,3 +119,14 @@ def test_watch_command_runs_and_exits_with_the_last_code(tmp_path: Path) -> None
         timeout=60,
     )
     assert bad.returncode == 2 and "not an interval" in bad.stderr
+
+
+def test_a_failed_run_that_wrote_its_audit_names_the_folder(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    config.write_text(
+        "source: {kind: csn, path: exports}\n"
+        "rules: [{kind: naming, replace: [{pattern: '(', with: x}]}]\n"  # a bad regex, found at load
+    )
+    (record,) = run_every(config, every=0, max_runs=1)
+    assert record.exit_code == 2 and "rules[0] (naming)" in (record.error or "")
+    assert record.audit_dir is not None and (record.audit_dir / "summary.json").is_file()

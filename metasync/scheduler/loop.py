@@ -75,7 +75,7 @@ def run_every(
             record = RunRecord(number, started, result.exit_code, result.status, result.audit_dir)
         except MetasyncError as exc:
             log.error("scheduled run %d failed: %s", number, exc)
-            record = RunRecord(number, started, int(exc.exit_code), "failed", error=str(exc))
+            record = RunRecord(number, started, int(exc.exit_code), "failed", exc.audit_dir, error=str(exc))
         except Exception as exc:  # a defect ends this run, not the schedule (its audit says what happened)
             log.error(
                 "scheduled run %d failed with an internal error: %s: %s", number, type(exc).__name__, exc

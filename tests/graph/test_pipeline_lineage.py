@@ -99,3 +99,12 @@ def test_cli_lineage_table_and_unknown_asset(cyclic_export: dict, tmp_path: Path
 
     out = runner.invoke(app, ["lineage", "-c", str(config), "--format", "mermaid"])
     assert out.exit_code == 0 and out.stdout.startswith("flowchart LR")
+
+
+def test_the_lineage_of_a_source_read_in_part_says_so(cyclic_export: dict, tmp_path: Path) -> None:
+    assert metasync.lineage(cyclic_export).graph["incomplete"] is False
+    (tmp_path / "exports" / "SALES" / "broken.json").write_text("{", encoding="utf-8")
+    cyclic_export["source"]["skip_invalid"] = True
+    graph = metasync.lineage(cyclic_export)
+    assert graph.graph["incomplete"] is True and "SALES.ORDERS" in graph
+    assert any("broken.json" in problem for problem in graph.graph["problems"])
