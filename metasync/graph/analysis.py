@@ -76,8 +76,11 @@ def downstream(
 
 
 def impact(graph: nx.DiGraph, asset: str) -> pl.DataFrame:
-    """What may break if `asset` changes: every data-flow dependent, and every asset whose association points
-    at `asset` or at one of those dependents. Column `via` is `data_flow` or `association`."""
+    """What may break if `asset` changes: everything reached from it, step by step, over data-flow edges (its
+    dependents) and over associations followed back to the asset holding them (an asset whose association
+    points at a reached asset), so also the dependents of such an asset and what associates to them. The
+    closure errs on the side of listing too much: an association chain may break at any link. Column `via` is
+    `data_flow` for the assets reached by data flow alone, `association` for the others."""
     flow = _reach(graph, asset, reverse=False, depth=None, relationships=False)
     related = _reach(graph, asset, reverse=False, depth=None, relationships=True)
     frame = _neighbours(graph, related)
