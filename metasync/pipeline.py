@@ -69,6 +69,7 @@ PLAN_FILE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "hint": pl.Utf8,
     "batch": pl.Int32,
     "priority": pl.Int32,
+    "upstreams": pl.Utf8,  # the data-flow upstreams' ASSET_IDs, comma-separated (a list in `SyncResult.plan`)
     "status": pl.Utf8,
     "column_changes": pl.Utf8,
     "error_code": pl.Utf8,
@@ -494,7 +495,8 @@ def _run(
     # The TableInput texts (desired and current) are the catalog itself, not the plan: leaving them out keeps
     # the result and a 100,000-table plan file small (and the file's write under a second).
     plan = plan.drop("table_input", "current_definition", strict=False)
-    audit_dir = audit.write(cfg.audit.dir, summary, plan)
+    plan_file = plan.with_columns(pl.col("upstreams").list.join(",")).select(list(PLAN_FILE_SCHEMA))
+    audit_dir = audit.write(cfg.audit.dir, summary, plan_file)
     return SyncResult(
         summary=summary,
         events=audit.frame(),

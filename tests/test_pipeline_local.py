@@ -847,3 +847,12 @@ def test_a_run_stopped_while_writing_audits_what_it_wrote(
     assert said in failed and f"{summary['counts']['created']} table write(s) were done" in failed
     assert events.filter(pl.col("event") == "asset").height == summary["counts"]["created"]
     assert pl.read_parquet(audit / "plan.parquet").height == summary["counts"]["created"]
+
+
+def test_the_plan_file_names_each_assets_upstreams(tmp_path: Path) -> None:
+    view = entity("A") | {"query": {"SELECT": {"from": {"ref": ["T"]}}}}
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A"), "V": view})
+    result = metasync.sync(config(tmp_path, tmp_path / "src"))
+    plan = pl.read_parquet(result.audit_dir / "plan.parquet")
+    assert dict(plan.select("name", "upstreams").iter_rows()) == {"T": "", "V": "S.T"}
+    assert result.plan.filter(pl.col("name") == "V")["upstreams"].to_list() == [["S.T"]]
