@@ -1254,19 +1254,30 @@ class LoadedFiles:
 
 def _files_under(root: Path) -> Iterator[Path]:
     """Every file under `root`, hidden folders left out, linked folders followed (a space folder linked into
-    the export folder is part of it), each real folder once (a link back up would loop forever)."""
+    the export folder is part of it). Each real folder is read once, and where it also lies under `root`
+    itself, there: a link to another space's folder never takes that folder's files into the link's space.
+    A link back up (a loop) ends."""
     seen: set[str] = set()
-    for folder, subfolders, names in os.walk(root, followlinks=True):
-        real = os.path.realpath(folder)
-        if real in seen:
-            subfolders.clear()
-            continue
-        seen.add(real)
-        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
-        for name in names:
-            path = Path(folder, name)
-            if path.is_file():
-                yield path
+    links: list[Path] = []
+
+    def walk(top: Path, follow: bool) -> Iterator[Path]:
+        for folder, subfolders, names in os.walk(top, followlinks=follow):
+            real = os.path.realpath(folder)
+            if real in seen:
+                subfolders.clear()
+                continue
+            seen.add(real)
+            subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+            if not follow:
+                links.extend(Path(folder, name) for name in subfolders if os.path.islink(Path(folder, name)))
+            for name in names:
+                path = Path(folder, name)
+                if path.is_file():
+                    yield path
+
+    yield from walk(root, follow=False)  # the folders that are really there first
+    for link in sorted(links):
+        yield from walk(link, follow=True)
 
 
 def _check_definitions(file: CsnFile, payload: Any) -> None:

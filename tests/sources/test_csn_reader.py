@@ -248,6 +248,14 @@ def test_a_linked_space_folder_is_read_and_a_link_loop_ends(tmp_path: Path) -> N
     assert sorted(frames.assets.select("space", "name").rows()) == [("FINANCE", "LEDGER"), ("SALES", "T")]
 
 
+def test_a_link_to_another_spaces_folder_leaves_its_files_in_that_space(tmp_path: Path) -> None:
+    write(tmp_path / "exports" / "B" / "common" / "t.json", csn(T=TABLE))
+    write(tmp_path / "exports" / "A" / "a.json", csn(X=TABLE))
+    (tmp_path / "exports" / "A" / "shared").symlink_to(tmp_path / "exports" / "B" / "common")
+    frames = CsnSource(CsnSourceConfig(path=tmp_path / "exports")).read()
+    assert sorted(frames.assets.select("space", "name").rows()) == [("A", "X"), ("B", "T")]
+
+
 def test_space_rule_for_folders_files_and_contexts(tmp_path: Path) -> None:
     root = tmp_path / "exports"
     write(root / "SALES" / "a.json", csn(T1=TABLE))
