@@ -633,22 +633,18 @@ def keep_target_parameters(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 EditedText = dict[str, Any]  # {"description": bool, "columns": [names]}
-# Readings of the earlier text tried per table (about 35 ms at most): every one with up to 2 of 70 changed
-# texts on the other side.
-_MAX_HYPOTHESES = 2_500
+# Text hashed per table while trying readings of the earlier text: about 25 ms of hashing, at least every
+# reading with up to 2 of 70 changed texts on the other side for a table of 70 commented columns.
+_MAX_HASHED_BYTES = 20_000_000
 _ABSENT = None  # a column that was not in the table metasync wrote
 
 
-def _fingerprints(description: str, comments: list[tuple[str, str | None]]) -> tuple[str, str]:
-    """`_text_of`'s two fingerprints (commented columns only, and the earlier every-column form) of a
-    description and (column, comment) pairs, `None` comments being columns that were not there."""
-    present = [(name, comment) for name, comment in comments if comment is not None]
-    commented = "\x1e".join(f"{name}={comment}" for name, comment in present if comment)
-    every = "\x1e".join(f"{name}={comment}" for name, comment in present)
-    return tuple(  # type: ignore[return-value]
-        hashlib.blake2b(f"{description}\x1f{text}".encode(), digest_size=8).hexdigest()
-        for text in (commented, every)
-    )
+def _entry(name: str, comment: str | None, every_column: bool) -> str | None:
+    """A column's part of the fingerprinted text (`_text_of`): `name=comment`; a column that was not there
+    has none, and neither has one without a comment, except in the earlier every-column form."""
+    if comment is None or (not comment and not every_column):
+        return None
+    return f"{name}={comment}"
 
 
 def _columns_of(table: dict[str, Any]) -> list[tuple[str, str]]:
@@ -656,20 +652,12 @@ def _columns_of(table: dict[str, Any]) -> list[tuple[str, str]]:
     return [(str(c.get("Name")), str(c.get("Comment") or "")) for c in columns if isinstance(c, dict)]
 
 
-def edited_text(source_json: str, target_json: str, stored: str) -> EditedText | None:
-    """Which texts of a table were edited in the target: its description and the columns whose comment was.
-
-    Only a fingerprint of the text metasync wrote is stored (`metasync:text_hash`). Each text that differs
-    between the target and the source now was, before, either the target's (the source changed it since) or
-    the source's (the target changed it); a column the target lacks was either never written or dropped
-    there. The reading whose fingerprint is the stored one tells which. None when no reading matches (both
-    sides changed one text) or there are too many to try: then every text of the target counts as edited.
-    """
-    source, target = orjson.loads(source_json), orjson.loads(target_json)
-    source_columns = dict(_columns_of(source))
-    target_columns = _columns_of(target)
-    in_target = {name for name, _ in target_columns}
-    # The columns of the earlier table in order: the target's, with the source's others after their neighbour.
+def _earlier_columns(
+    source_columns: dict[str, str], target_columns: list[tuple[str, str]]
+) -> list[tuple[str, list[str | None]]]:
+    """The columns the earlier table may have had, in order, each with what its comment may have been (the
+    target's first): the target's columns, with the source's others after their neighbour, as not there
+    (first) or dropped in the target."""
     order: list[tuple[str, list[str | None]]] = []
     for name, comment in target_columns:
         new = source_columns.get(name)
@@ -683,33 +671,69 @@ def edited_text(source_json: str, target_json: str, stored: str) -> EditedText |
         order.insert(after + 1, (name, [_ABSENT, comment]))
         position = {n: i for i, (n, _) in enumerate(order)}
         after = position[name]
+    return order
+
+
+def edited_text(source_json: str, target_json: str, stored: str) -> EditedText | None:
+    """Which texts of a table were edited in the target: its description and the columns whose comment was.
+
+    Only a fingerprint of the text metasync wrote is stored (`metasync:text_hash`). Each text that differs
+    between the target and the source now was, before, either the target's (the source changed it since) or
+    the source's (the target changed it); a column the target lacks was either never written or dropped
+    there. The reading whose fingerprint is the stored one tells which. Readings with fewer texts taken from
+    the source's side come first: an edit in the target touches a few texts, however many the source changed.
+    None when no reading matches (both sides changed one text) or the hashing budget is spent: then every text
+    of the target counts as edited.
+    """
+    source, target = orjson.loads(source_json), orjson.loads(target_json)
+    target_columns = _columns_of(target)
+    in_target = {name for name, _ in target_columns}
+    order = _earlier_columns(dict(_columns_of(source)), target_columns)
     description_now = str(target.get("Description") or "")
     description_new = str(source.get("Description") or "")
-    descriptions = (
-        [description_now] if description_now == description_new else [description_now, description_new]
-    )
-    choices: list[list[str | None]] = [list(descriptions), *(candidates for _, candidates in order)]
-    names = [name for name, _ in order]
-    # Readings with fewer texts taken from the source's side first: an edit in the target touches a few texts,
-    # however many the source changed, so the reading that fits comes early even for wide tables.
+    budget = [_MAX_HASHED_BYTES]
+    # The current form first, then the earlier every-column one (tables written by earlier versions).
+    for every_column in (False, True):
+        # Each choice as the fingerprinted parts it may give, those giving the same part merged (a column
+        # without a comment that was or was not there gives no part in the current form).
+        descriptions: list[str | None] = [description_now]
+        if description_new != description_now:
+            descriptions.append(description_new)
+        choices = [descriptions]
+        for name, candidates in order:
+            choices.append(list(dict.fromkeys(_entry(name, comment, every_column) for comment in candidates)))
+        found = _search(choices, stored, budget)
+        if found is not None:
+            columns = [
+                name for (name, _), flip in zip(order, found[1:], strict=True) if flip and name in in_target
+            ]
+            return {"description": found[0], "columns": columns}
+        if budget[0] <= 0:
+            return None
+    return None
+
+
+def _search(choices: list[list[str | None]], stored: str, budget: list[int]) -> list[bool] | None:
+    """The reading (which choices take their second part) whose text has the fingerprint `stored`, trying
+    readings with fewer second parts first, within `budget` bytes hashed (spent from it); None if none."""
+    first = [candidates[0] for candidates in choices]
     open_choices = [index for index, candidates in enumerate(choices) if len(candidates) > 1]
-    tried = 0
     for count in range(len(open_choices) + 1):
         for flipped in itertools.combinations(open_choices, count):
-            tried += 1
-            if tried > _MAX_HYPOTHESES:
-                return None
-            picked = [candidates[0] for candidates in choices]
+            picked = list(first)
             for index in flipped:
                 picked[index] = choices[index][1]
-            description, *comments = picked
-            if stored in _fingerprints(str(description), list(zip(names, comments, strict=True))):
-                return {
-                    "description": 0 in flipped,
-                    "columns": [
-                        names[index - 1] for index in flipped if index and names[index - 1] in in_target
-                    ],
-                }
+            description, *entries = picked
+            text = f"{description}\x1f" + "\x1e".join(entry for entry in entries if entry is not None)
+            data = text.encode()
+            budget[0] -= len(data)
+            if hashlib.blake2b(data, digest_size=8).hexdigest() == stored:
+                reading = [False] * len(choices)
+                for index in flipped:
+                    reading[index] = True
+                return reading
+            if budget[0] <= 0:
+                return None
     return None
 
 

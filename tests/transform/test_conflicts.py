@@ -529,6 +529,25 @@ def test_edited_text_finds_one_edit_among_many_source_changes():
     assert edited_text(source, target, stored) == {"description": False, "columns": ["c7"]}
 
 
+def test_edited_text_is_not_thrown_by_new_columns_without_comments():
+    """New columns without a comment leave the fingerprinted text as it is: however many the source adds, the
+    edits are read exactly and the source's other text changes still come through."""
+    written = [f"old {i}" for i in range(10)]
+    stored = _text_digest(_wide_table("Old", written))
+    source = _wide_table("New", [*written, *([""] * 80)])
+    target = _wide_table("Old", [*written[:3], "steward", *written[4:7], "steward", *written[8:]])
+    assert edited_text(source, target, stored) == {"description": False, "columns": ["c3", "c7"]}
+
+
+def test_edited_text_reads_fingerprints_of_the_earlier_every_column_form():
+    earlier = _wide_table("D", ["x", ""])  # the earlier form listed c1, which has no comment, too
+    stored = text_digests(
+        pl.DataFrame({"t": [earlier]}).select(_text_of(pl.col("t"), commented_only=False)).to_series()
+    )[0]
+    target = _wide_table("Edited", ["x", ""])
+    assert edited_text(_wide_table("D", ["x", ""]), target, stored) == {"description": True, "columns": []}
+
+
 def test_edited_text_gives_up_beyond_its_readings():
     source = _wide_table("D", [f"new {i}" for i in range(60)])
     target = _wide_table("D", [f"old {i}" for i in range(60)])
