@@ -157,6 +157,7 @@ class GlueTarget:
         self.calls = CallCounter()
         self._known: dict[tuple[str, str], _Known] = {}
         self._known_lock = threading.Lock()
+        self._outcomes_lock = threading.Lock()
         try:
             session = session or self._session()
             client = session.client(
@@ -342,10 +343,24 @@ class GlueTarget:
         stopped: set[str] = set()
         tick = progress or _no_progress
         with ThreadPoolExecutor(max_workers=self.config.max_workers, thread_name_prefix="glue") as pool:
-            for _, batch in tables.sort("batch", maintain_order=True).group_by("batch", maintain_order=True):
-                batch_outcomes = self._write_batch(batch, stopped, failed_databases, pool, tick)
-                stopped.update(f"{o['space']}.{o['name']}" for o in batch_outcomes if o["status"] != "ok")
+            try:
+                for _, batch in tables.sort("batch", maintain_order=True).group_by(
+                    "batch", maintain_order=True
+                ):
+                    batch_outcomes = self._write_batch(batch, stopped, failed_databases, pool, tick)
+                    stopped.update(f"{o['space']}.{o['name']}" for o in batch_outcomes if o["status"] != "ok")
+            except BaseException:  # Ctrl-C, SIGTERM: no queued write starts; those under way finish and count
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
         return outcome_frame(outcomes)
+
+    def _write_table_counted(self, row: dict[str, Any]) -> dict[str, str | None]:
+        """`_write_table`, its outcome added to `calls.outcomes` the moment it is known (in the worker): a run
+        stopped while writes are under way still counts every table written."""
+        outcome = self._write_table(row)
+        with self._outcomes_lock:
+            self.calls.outcomes.append(outcome)
+        return outcome
 
     def _create_databases(self, databases: pl.DataFrame) -> dict[str, GlueCallError]:
         failed: dict[str, GlueCallError] = {}
@@ -387,7 +402,8 @@ class GlueTarget:
         def done(found: Iterable[dict[str, str | None]]) -> None:
             for outcome in found:
                 outcomes.append(outcome)
-                self.calls.outcomes.append(outcome)
+                with self._outcomes_lock:
+                    self.calls.outcomes.append(outcome)
 
         sendable: list[dict[str, Any]] = []
         for row in batch.iter_rows(named=True):
@@ -404,8 +420,8 @@ class GlueTarget:
             for row in unknown
         )
         tick(len(outcomes))
-        for outcome in pool.map(self._write_table, writes):
-            done([outcome])
+        for outcome in pool.map(self._write_table_counted, writes):
+            outcomes.append(outcome)
             tick(1)
         for chunk in _delete_chunks(deletes):
             done(self._delete_chunk(chunk))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import threading
 import time
 
 import boto3
@@ -325,3 +328,22 @@ def test_assumed_role_credentials_are_renewed_before_they_expire() -> None:
     assert credentials.get_frozen_credentials().access_key == "key-2"
     assert credentials.get_frozen_credentials().access_key == "key-2"
     assert len(fetched) == 2
+
+
+def test_a_write_stopped_part_way_counts_every_table_it_wrote(glue_proxy: GlueProxy, moto: str) -> None:
+    """Ctrl-C (or SIGTERM) while writes are under way: no queued write starts, and the audit's record of what
+    was written (`calls.outcomes`) holds every table really created, also those done behind a slow one."""
+    target = GlueTarget(config(glue_proxy.url, max_workers=4))
+    write_table = target._write_table
+
+    def slow_first(table_row: dict) -> dict:
+        time.sleep(1.0 if table_row["name"] == "T000" else 0.05)
+        return write_table(table_row)
+
+    target._write_table = slow_first  # type: ignore[method-assign]
+    threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        target.write(request([row("S", f"T{i:03d}") for i in range(400)]))
+    created = {t["Name"] for t in all_tables(moto, "s")}
+    recorded = {o["glue_table"] for o in target.calls.outcomes if o["status"] == "ok"}
+    assert created == recorded and 0 < len(created) < 400
