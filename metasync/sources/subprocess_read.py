@@ -93,25 +93,34 @@ def _child(folder: Path) -> LoadedFiles | None:
     return loaded
 
 
+_HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextmanager
-def _ctrl_c_held() -> Iterator[None]:
-    """Ctrl-C waits until the block ends: an interrupt inside `Popen`, after the child exists but before the
-    caller knows it, would leave that child running unseen. (A signal mask would not do: any thread of the
-    process may take the signal, and Python raises it in the main thread all the same.)"""
+def _stops_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block ends, then take effect as they would have: an interrupt inside
+    `Popen`, after the child exists but before the caller knows it, would leave that child running unseen. (A
+    signal mask would not do: any thread of the process may take the signal, and Python raises it in the main
+    thread all the same.) A signal the process ignores stays ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread sets handlers, and only it gets KeyboardInterrupt
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda number, _frame: caught.append(number))
+    previous = {
+        number: signal.signal(number, lambda got, _frame: caught.append(got)) for number in _HELD_SIGNALS
+    }
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
         if caught:
-            if callable(previous):
-                previous(signal.SIGINT, None)
-            else:
-                raise KeyboardInterrupt
+            first = signal.Signals(caught[0])
+            handler = previous[first]
+            if callable(handler):
+                handler(first, None)  # Python's KeyboardInterrupt, or the CLI's Terminated
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), first)  # the system's own default, now that it is back
 
 
 def _start_children(
@@ -139,7 +148,7 @@ def _read_parts(config: CsnSourceConfig, groups: list[list[CsnFile]], workdir: P
     raised as the in-process read would raise it."""
     children: list[tuple[Path, subprocess.Popen[bytes]]] = []
     try:
-        with _ctrl_c_held():
+        with _stops_held():
             _start_children(config, groups, workdir, children)
         codes = [child.wait() for _, child in children]
     except BaseException:  # Ctrl-C or another stop: the children go too, before their folder does

@@ -10,17 +10,18 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tenant_runs import start_sync_of_generated_tenant
 
 from metasync.config import CsnSourceConfig
-from metasync.errors import ConfigError, SourceError
+from metasync.errors import ConfigError, SourceError, Terminated
 from metasync.sources.csn import CsnSource
 from metasync.sources.subprocess_read import (
     AUTO_THRESHOLD_BYTES,
+    _stops_held,
     partition,
     read_in_subprocess,
     wants_subprocess,
@@ -220,3 +221,33 @@ def test_ctrl_c_during_the_read_stops_the_readers_without_tracebacks(tmp_path: P
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     assert not [pid for pid in readers if Path(f"/proc/{pid}").exists()]
     assert not (tmp_path / "catalog").exists()
+
+
+@pytest.fixture
+def own_stop_handlers() -> Iterator[None]:
+    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for number, handler in saved.items():
+        signal.signal(number, handler)
+
+
+def test_stops_while_readers_start_take_effect_after_as_they_would_have(own_stop_handlers: None) -> None:
+    """Held while the children start (so none is left unseen), then raised as before; ignored stays ignored."""
+
+    def terminate(_number: int, _frame: object) -> None:
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for stop, raised in ((signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)):
+        reached_end = False
+        with pytest.raises(raised):
+            with _stops_held():
+                os.kill(os.getpid(), stop)
+                time.sleep(0.05)  # a signal would be raised here, were it not held
+                reached_end = True
+        assert reached_end
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under nohup
+    with _stops_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
