@@ -135,6 +135,8 @@ def _progress(enabled: bool) -> Iterator[Callable[[int], ProgressCallback] | Non
         yield start
 
 
+# The events of a read that left a part of the source out.
+UNREAD_EVENTS = frozenset({"file_skipped", "space_skipped", "object_type_unavailable", "list_incomplete"})
 EVENT_LINES = 20  # run-level warnings and errors shown on stderr; all of them are in the audit
 
 
@@ -279,11 +281,12 @@ def lineage(
 
     text, frames = _guard(debug, action)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    # Errors about a part of the source, not about one asset (a conflicting duplicate is still one node).
+    # What was left out of the read (a skipped file or space, a list in doubt), not an asset's own trouble (a
+    # conflicting duplicate is still one node of the graph).
     unread = [
         {"severity": e.severity, "message": e.message, "hint": e.hint}
         for e in frames.events
-        if e.severity == "error" and e.name is None
+        if e.event in UNREAD_EVENTS
     ]
     _print_events(unread, rest="run `metasync plan` for the full list in its audit.")
     raise typer.Exit(int(ExitCode.PARTIAL if frames.incomplete else ExitCode.OK))

@@ -379,3 +379,15 @@ def test_a_full_disk_stops_the_export_naming_the_object(
     assert json.loads((tmp_path / "export/SALES/views/V_ORDERS.json").read_text()) == view(
         "V_ORDERS", "ORDERS"
     )
+
+
+def test_lineage_names_a_space_skipped_for_a_document_that_is_no_csn(
+    tenant: FakeTenant, tmp_path: Path
+) -> None:
+    tenant.add_object("SALES", "localtables", "ORDERS", table("ORDERS", "ID"))
+    tenant.add_object("SALES", "localtables", "BAD", {"error": {"code": "500", "message": "proxy says no"}})
+    tenant.add_object("HR", "localtables", "EMP", table("EMP", "ID"))
+    config = write_config(tenant, tmp_path, spaces=["SALES", "HR"], object_types=["localtables"])
+    done = run_cli("lineage", "-c", str(config), cwd=tmp_path, env={"DS_CLIENT_SECRET": tenant.client_secret})
+    assert done.returncode == 1 and "HR.EMP" in done.stdout
+    assert "space SALES" in done.stderr and "BAD" in done.stderr
