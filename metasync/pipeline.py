@@ -18,7 +18,7 @@ from metasync.audit.writer import AuditLog, new_run_id
 from metasync.config import Config, CsnSourceConfig, LocalTargetConfig, load_config
 from metasync.diff import column_changes, content_hashes, diff_tables, schema_edited_in_target, stale_tables
 from metasync.errors import ExitCode, MetasyncError, RuleError, Terminated
-from metasync.graph.planning import cycle_events, plan_batches
+from metasync.graph.planning import CYCLE_PREFIX, cycle_events, plan_batches
 from metasync.models import DATA_FLOW_EDGE_KINDS, Event, SourceFrames
 from metasync.runtime import gc_paused, gc_resumed
 from metasync.sources.base import Source
@@ -737,10 +737,20 @@ def _plan(
         .when((pl.col("action") == "skip") & pl.col("reason").str.starts_with(UNREAD_PREFIX))
         .then(
             pl.lit(
-                "Fix or re-export the source files the run skipped (see its file_skipped events), then sync."
+                "Fix what the run could not read (its file_skipped or space_skipped events), then sync again."
             )
         )
-        .when((pl.col("action") == "skip") & ~pl.col("reason").str.starts_with("upstream "))
+        .when((pl.col("action") == "skip") & pl.col("reason").str.starts_with(CYCLE_PREFIX))
+        .then(
+            pl.lit(
+                "Break the cycle in the source (one of the views must stop reading another), then sync again."
+            )
+        )
+        .when(
+            (pl.col("action") == "skip")
+            & pl.col("conflict_type").is_not_null()
+            & ~pl.col("reason").str.starts_with("upstream ")
+        )
         .then(
             pl.format(
                 "The target's table is kept (strategy target_wins); set conflicts.{} to another strategy to "

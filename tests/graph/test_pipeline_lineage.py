@@ -108,3 +108,10 @@ def test_the_lineage_of_a_source_read_in_part_says_so(cyclic_export: dict, tmp_p
     graph = metasync.lineage(cyclic_export)
     assert graph.graph["incomplete"] is True and "SALES.ORDERS" in graph
     assert any("broken.json" in problem for problem in graph.graph["problems"])
+
+
+def test_every_skipped_asset_gets_a_hint_that_fits_why(cyclic_export: dict) -> None:
+    plan = metasync.plan(cyclic_export).plan.filter(pl.col("action") == "skip")
+    hints = dict(plan.select("name", "hint").iter_rows())
+    assert hints["LOOP_A"].startswith("Break the cycle") and hints["LOOP_C"].startswith("Break the cycle")
+    assert hints["AFTER_LOOP"].startswith("Fix the upstream asset")
