@@ -283,7 +283,7 @@ def _asset_events(plan: pl.DataFrame, dry_run: bool) -> pl.DataFrame:
         .then(pl.lit("error"))
         .when(pl.col("action").is_in(["quarantine", "conflict"]))
         .then(pl.lit("error"))
-        .when((pl.col("action") == "skip") | (pl.col("status") == "skipped"))
+        .when((pl.col("action") == "skip") | pl.col("status").is_in(["skipped", "stopped"]))
         .then(pl.lit("warning"))
         .otherwise(pl.lit("info"))
     )
@@ -302,6 +302,8 @@ def _asset_events(plan: pl.DataFrame, dry_run: bool) -> pl.DataFrame:
             .then(pl.lit("failed"))
             .when(pl.col("status") == "skipped")
             .then(pl.lit("skipped"))
+            .when(pl.col("status") == "stopped")
+            .then(pl.lit("not written"))
             .otherwise(
                 pl.col("action")
                 .replace(
@@ -375,9 +377,10 @@ def run(
         )
     )
     reached: list[Target] = []
+    planned: list[pl.DataFrame] = []  # the plan, once it goes to the target
     try:
         with gc_paused():  # resumed for the write stage, see `_write`
-            return _run(cfg, audit, run_id, started, dry_run, delete_stale, progress, reached)
+            return _run(cfg, audit, run_id, started, dry_run, delete_stale, progress, reached, planned)
     except BaseException as exc:  # the audit of a failed run is written too, whatever ended it (Ctrl-C too)
         if isinstance(exc, MetasyncError):
             message, hint = exc.message, exc.hint
@@ -390,10 +393,12 @@ def run(
                 f"internal error: {type(exc).__name__}: {exc}",
                 "Run again with --debug and report it.",
             )
-        done = _written_so_far(reached[0].calls.outcomes if reached else [])
-        if done.height:
+        outcomes = list(reached[0].calls.outcomes) if reached else []
+        done = _written_so_far(outcomes, planned[0] if planned else None)
+        if outcomes:
             message += (
-                f" {done.height} table write(s) were done before it stopped; they are listed in the plan."
+                f" {len(outcomes)} table write(s) were done before it stopped; the plan lists them, and the "
+                "rest as not written."
             )
         audit.add(Event("run_failed", "error", message, hint=hint, details={"error": type(exc).__name__}))
         audit.add_frame(_asset_events(done, dry_run))
@@ -405,13 +410,38 @@ def run(
         raise
 
 
-def _written_so_far(outcomes: list[dict[str, str | None]]) -> pl.DataFrame:
-    """The plan file's rows for the table writes a stopped run had done (the target's outcome rows)."""
+def _written_so_far(outcomes: list[dict[str, str | None]], plan: pl.DataFrame | None) -> pl.DataFrame:
+    """The plan file of a run stopped while writing: the plan it was writing (when it got that far), each
+    write with its outcome or, not reached, status `stopped`; without a plan, the target's outcome rows."""
     empty = pl.DataFrame(schema=PLAN_FILE_SCHEMA)
-    if not outcomes:
-        return empty
-    done = outcome_frame(list(outcomes)).rename({"message": "reason"})
-    return pl.concat([empty, done], how="diagonal_relaxed").select(list(PLAN_FILE_SCHEMA))
+    done = outcome_frame(outcomes).rename({"message": "reason"})
+    if plan is None:
+        return pl.concat([empty, done], how="diagonal_relaxed").select(list(PLAN_FILE_SCHEMA))
+    outcome = done.select(
+        "space",
+        "name",
+        "action",
+        pl.col("status").alias("_status"),
+        pl.col("error_code").alias("_error_code"),
+        pl.col("reason").alias("_reason"),
+        pl.col("hint").alias("_hint"),
+    )
+    writes = pl.col("action").is_in(list(WRITE_ACTIONS))
+    reached = pl.col("_status").is_not_null()
+    merged = plan.join(
+        outcome, on=["space", "name", "action"], how="left", maintain_order="left"
+    ).with_columns(
+        status=pl.when(reached).then("_status").when(writes).then(pl.lit("stopped")).otherwise("status"),
+        reason=pl.when(reached)
+        .then("_reason")
+        .when(writes)
+        .then(pl.lit("not written: the run stopped first"))
+        .otherwise("reason"),
+        hint=pl.coalesce("_hint", "hint"),
+        error_code=pl.col("_error_code"),
+        upstreams=pl.col("upstreams").list.join(","),
+    )
+    return pl.concat([empty, merged], how="diagonal_relaxed").select(list(PLAN_FILE_SCHEMA))
 
 
 def _run(
@@ -423,6 +453,7 @@ def _run(
     delete_stale: bool | None,
     progress: ProgressFactory | None,
     reached: list[Target],
+    planned: list[pl.DataFrame],
 ) -> SyncResult:
     t0 = time.perf_counter()
     try:
@@ -465,6 +496,7 @@ def _run(
     if dry_run:
         plan = plan.with_columns(error_code=pl.lit(None, dtype=pl.Utf8))
     else:
+        planned.append(plan)
         plan = _write(plan, assets, state, target, progress)
     plan = plan.sort("batch", "priority", "space", "name")
 

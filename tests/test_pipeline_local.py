@@ -845,8 +845,14 @@ def test_a_run_stopped_while_writing_audits_what_it_wrote(
     events = pl.read_parquet(audit / "events.parquet")
     failed = events.filter(pl.col("event") == "run_failed")["message"].item()
     assert said in failed and f"{summary['counts']['created']} table write(s) were done" in failed
-    assert events.filter(pl.col("event") == "asset").height == summary["counts"]["created"]
-    assert pl.read_parquet(audit / "plan.parquet").height == summary["counts"]["created"]
+    # The whole plan, each write with what became of it.
+    plan = pl.read_parquet(audit / "plan.parquet")
+    assert plan.height == summary["counts"]["assets"] > written and plan["kind"].null_count() == 0
+    assert plan.filter(pl.col("status") == "ok").height == summary["counts"]["created"]
+    stopped = plan.filter(pl.col("status") == "stopped")
+    assert stopped.height == plan.height - summary["counts"]["created"]
+    assert set(stopped["reason"]) == {"not written: the run stopped first"}
+    assert events.filter(pl.col("event") == "asset").height == plan.height
 
 
 def test_the_plan_file_names_each_assets_upstreams(tmp_path: Path) -> None:
