@@ -153,6 +153,13 @@ def _body_excerpt(response: httpx.Response, limit: int = 200) -> str:
     return text[:limit] + ("…" if len(text) > limit else "")
 
 
+def _repeats_tail(names: list[str], overlap: list[str], previous: list[str]) -> bool:
+    """Whether a page's items already listed are the last items of the page before, repeated at its start (a
+    server whose pages overlap by a few), rather than items from anywhere."""
+    count = len(overlap)
+    return names[:count] == overlap and previous[-count:] == overlap
+
+
 class DatasphereClient:
     """A thread-safe client of one tenant; use it as a context manager to close its connections."""
 
@@ -277,6 +284,8 @@ class DatasphereClient:
         first_names: set[str] = set()
         seen_links: set[str] = set()
         next_url, skip, stale_pages = url, 0, 0
+        previous: list[str] = []
+        doubt: str | None = None
         while True:
             skipping = bool(page_size) and next_url == url
             params = {"$top": page_size, "$skip": skip} if skipping else None
@@ -296,15 +305,21 @@ class DatasphereClient:
                 return _Pages(items, self._ignored_skip_doubt(url, len(page), page_size, operation, space))
             if stale_pages > 1:
                 return _Pages(items, f"its pages bring no new items from $skip={skip} on, yet are not empty")
+            overlap = [name for name in names if name in items]
+            if fresh and overlap and doubt is None and not _repeats_tail(names, overlap, previous):
+                # Not the end of the last page again (a server off by some), but items from anywhere before: the
+                # order changed between requests, and items may have moved past the pages already read.
+                doubt = f"its pages at $skip={skip} repeat items of earlier pages out of order"
             items.update(fresh)
             first_names = first_names or set(names)
+            previous = names
             if target is not None:
                 seen_links.add(target)
                 next_url = target
             elif skipping and page:
                 skip += len(page)
             else:
-                return _Pages(items)
+                return _Pages(items, doubt)
 
     def _page(
         self, url: str, *, operation: str, space: str | None, params: dict[str, Any] | None

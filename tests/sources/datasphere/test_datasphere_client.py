@@ -356,3 +356,15 @@ def test_unexpected_list_shape_names_the_endpoint(tenant: FakeTenant) -> None:
         client.list_objects("SALES", "views")
     assert "neither a JSON array nor an OData collection" in str(caught.value)
     assert "/dwaas-core/api/v1/spaces/SALES/views" in str(caught.value)
+
+
+def test_pages_that_repeat_earlier_items_out_of_order_leave_the_list_in_doubt(tenant: FakeTenant) -> None:
+    """A server that honours $skip but orders its list differently on each request: items move past the
+    pages already read, so metasync cannot tell it got them all."""
+    tenant.list_max_top, tenant.list_unstable_order = 30, True
+    for name in (f"T{i:03d}" for i in range(100)):
+        tenant.add_object("SALES", "localtables", name, table(name))
+    with make_client(tenant) as client:
+        listing = client.list_objects("SALES", "localtables")
+    assert listing.doubt is not None and "out of order" in listing.doubt
+    assert len({o.technical_name for o in listing.objects}) == len(listing.objects) <= 100
