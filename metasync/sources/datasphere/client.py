@@ -306,7 +306,7 @@ class DatasphereClient:
             if stale_pages > 1:
                 return _Pages(items, f"its pages bring no new items from $skip={skip} on, yet are not empty")
             overlap = [name for name in names if name in items]
-            if fresh and overlap and doubt is None and not _repeats_tail(names, overlap, previous):
+            if overlap and doubt is None and not _repeats_tail(names, overlap, previous):
                 # Not the end of the last page again (a server off by some), but items from anywhere before: the
                 # order changed between requests, and items may have moved past the pages already read.
                 doubt = f"its pages at $skip={skip} repeat items of earlier pages out of order"

@@ -16,6 +16,7 @@ from metasync.sources.datasphere.client import (
     derive_token_url,
 )
 
+from . import datasphere_tenant
 from .datasphere_tenant import FakeTenant
 
 
@@ -368,3 +369,29 @@ def test_pages_that_repeat_earlier_items_out_of_order_leave_the_list_in_doubt(te
         listing = client.list_objects("SALES", "localtables")
     assert listing.doubt is not None and "out of order" in listing.doubt
     assert len({o.technical_name for o in listing.objects}) == len(listing.objects) <= 100
+
+
+def test_an_order_that_changes_once_leaves_the_list_in_doubt(
+    tenant: FakeTenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The order is stable for two pages, then reversed (a re-index): the short last page holds only items
+    read before, and the two that moved are missing. That page is no repeat of the page before, so the list is
+    in doubt (partial, nothing deleted) instead of taken as whole."""
+    lists = []
+
+    class OrderChangesOnce:
+        def __init__(self, _seed: object = None) -> None:
+            pass
+
+        def shuffle(self, names: list[str]) -> None:
+            lists.append(names)
+            if len(lists) >= 3:
+                names.reverse()
+
+    monkeypatch.setattr(datasphere_tenant.random, "Random", OrderChangesOnce)
+    tenant.list_max_top, tenant.list_unstable_order = 30, True
+    for name in (f"T{i:03d}" for i in range(62)):
+        tenant.add_object("SALES", "localtables", name, table(name))
+    with make_client(tenant) as client:
+        listing = client.list_objects("SALES", "localtables")
+    assert len(listing.objects) < 62 and listing.doubt is not None and "out of order" in listing.doubt
