@@ -633,9 +633,11 @@ def keep_target_parameters(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 EditedText = dict[str, Any]  # {"description": bool, "columns": [names]}
-# Text hashed per table while trying readings of the earlier text: about 25 ms of hashing, at least every
-# reading with up to 2 of 70 changed texts on the other side for a table of 70 commented columns.
-_MAX_HASHED_BYTES = 20_000_000
+# What trying readings of the earlier text may cost per table and fingerprint form, as bytes hashed plus a
+# fixed charge per reading for the Python work around it: about 25 ms at most per form, at least every reading
+# with up to 2 of 50 changed texts on the other side for a table of 70 commented columns.
+_READING_BUDGET = 10_000_000
+_READING_CHARGE = 4_000
 _ABSENT = None  # a column that was not in the table metasync wrote
 
 
@@ -691,9 +693,10 @@ def edited_text(source_json: str, target_json: str, stored: str) -> EditedText |
     order = _earlier_columns(dict(_columns_of(source)), target_columns)
     description_now = str(target.get("Description") or "")
     description_new = str(source.get("Description") or "")
-    budget = [_MAX_HASHED_BYTES]
-    # The current form first, then the earlier every-column one (tables written by earlier versions).
+    # The current form, then the earlier every-column one (tables written by earlier versions), each with a
+    # budget of its own: a table fingerprinted in one form never matches a reading of the other.
     for every_column in (False, True):
+        budget = [_READING_BUDGET]
         # Each choice as the fingerprinted parts it may give, those giving the same part merged (a column
         # without a comment that was or was not there gives no part in the current form).
         descriptions: list[str | None] = [description_now]
@@ -708,8 +711,6 @@ def edited_text(source_json: str, target_json: str, stored: str) -> EditedText |
                 name for (name, _), flip in zip(order, found[1:], strict=True) if flip and name in in_target
             ]
             return {"description": found[0], "columns": columns}
-        if budget[0] <= 0:
-            return None
     return None
 
 
@@ -726,7 +727,7 @@ def _search(choices: list[list[str | None]], stored: str, budget: list[int]) -> 
             description, *entries = picked
             text = f"{description}\x1f" + "\x1e".join(entry for entry in entries if entry is not None)
             data = text.encode()
-            budget[0] -= len(data)
+            budget[0] -= len(data) + _READING_CHARGE
             if hashlib.blake2b(data, digest_size=8).hexdigest() == stored:
                 reading = [False] * len(choices)
                 for index in flipped:

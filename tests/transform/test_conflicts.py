@@ -548,6 +548,19 @@ def test_edited_text_reads_fingerprints_of_the_earlier_every_column_form():
     assert edited_text(_wide_table("D", ["x", ""]), target, stored) == {"description": True, "columns": []}
 
 
+def test_edited_text_reads_a_wide_table_fingerprinted_in_the_earlier_form():
+    """The current form can never match such a table: it must not spend the search the earlier form needs."""
+    written = [f"old {i}" for i in range(69)] + [""]  # the last column has no comment
+    stored = text_digests(
+        pl.DataFrame({"t": [_wide_table("D", written)]})
+        .select(_text_of(pl.col("t"), commented_only=False))
+        .to_series()
+    )[0]
+    source = _wide_table("D", [f"new {i}" if i < 60 else written[i] for i in range(70)])
+    target = _wide_table("D", [*written[:65], "steward", *written[66:]])
+    assert edited_text(source, target, stored) == {"description": False, "columns": ["c65"]}
+
+
 def test_edited_text_gives_up_beyond_its_readings():
     source = _wide_table("D", [f"new {i}" for i in range(60)])
     target = _wide_table("D", [f"old {i}" for i in range(60)])
