@@ -394,7 +394,10 @@ def run(
                 "Run again with --debug and report it.",
             )
         outcomes = list(reached[0].calls.outcomes) if reached else []
-        done = _written_so_far(outcomes, planned[0] if planned else None)
+        # The plan with what became of each write, once writing began or a stop cut it short; a failure before
+        # the first write (a catalog that cannot be written) wrote nothing, and its plan file says nothing.
+        cut_short = bool(outcomes) or isinstance(exc, KeyboardInterrupt)
+        done = _written_so_far(outcomes, planned[0] if planned and cut_short else None)
         if outcomes:
             message += (
                 f" {len(outcomes)} table write(s) were done before it stopped; the plan lists them, and the "

@@ -862,3 +862,23 @@ def test_the_plan_file_names_each_assets_upstreams(tmp_path: Path) -> None:
     plan = pl.read_parquet(result.audit_dir / "plan.parquet")
     assert dict(plan.select("name", "upstreams").iter_rows()) == {"T": "", "V": "S.T"}
     assert result.plan.filter(pl.col("name") == "V")["upstreams"].to_list() == [["S.T"]]
+
+
+def test_a_run_that_fails_before_its_first_write_lists_no_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing was written and nothing was cut short: its plan file holds no row that says otherwise."""
+    write_csn(tmp_path / "src" / "S" / "t.json", {"T": entity("A")})
+
+    def refuse(_self: LocalTarget, _databases: list[str]) -> None:
+        raise TargetError(
+            "the local catalog folder is not writable (Read-only file system); nothing was written."
+        )
+
+    monkeypatch.setattr(LocalTarget, "_check_writable", refuse)
+    with pytest.raises(TargetError) as caught:
+        metasync.sync(config(tmp_path, tmp_path / "src"))
+    assert caught.value.audit_dir is not None
+    assert pl.read_parquet(caught.value.audit_dir / "plan.parquet").is_empty()
+    events = pl.read_parquet(caught.value.audit_dir / "events.parquet")
+    assert events.filter(pl.col("event") == "asset").is_empty()
