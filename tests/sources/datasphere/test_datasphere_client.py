@@ -11,6 +11,7 @@ from metasync.config import DatasphereSourceConfig
 from metasync.errors import ConfigError, ConnectorAuthError, SourceError
 from metasync.sources.datasphere.client import (
     DatasphereClient,
+    ObjectListing,
     ObjectNotFound,
     SpaceAccessDenied,
     derive_token_url,
@@ -250,14 +251,19 @@ def test_pages_capped_below_top_are_all_read(tenant: FakeTenant) -> None:
     assert skips == [["0"], ["3"], ["6"], ["7"]]
 
 
-@pytest.mark.parametrize(("count", "requests"), [(5, 3), (250, 2)])  # fewer and more than $top=200
-def test_a_list_that_ignores_paging_is_read_once(tenant: FakeTenant, count: int, requests: int) -> None:
-    tenant.list_ignores_paging = True
+def sales_tables(tenant: FakeTenant, count: int) -> tuple[list[str], ObjectListing]:
+    """`count` tables T000… in space SALES, and the list metasync reads of them."""
     names = [f"T{i:03d}" for i in range(count)]
     for name in names:
         tenant.add_object("SALES", "localtables", name, table(name))
     with make_client(tenant) as client:
-        listing = client.list_objects("SALES", "localtables")
+        return names, client.list_objects("SALES", "localtables")
+
+
+@pytest.mark.parametrize(("count", "requests"), [(5, 3), (250, 2)])  # fewer and more than $top=200
+def test_a_list_that_ignores_paging_is_read_once(tenant: FakeTenant, count: int, requests: int) -> None:
+    tenant.list_ignores_paging = True
+    names, listing = sales_tables(tenant, count)
     assert [o.technical_name for o in listing.objects] == names
     assert listing.doubt is None
     # The first page again says $skip is ignored; with fewer objects than $top, a smaller $top that is ignored
@@ -302,11 +308,7 @@ def test_a_server_that_caps_pages_and_ignores_skip_leaves_the_list_in_doubt(
 
 def test_overlapping_pages_list_each_object_once(tenant: FakeTenant) -> None:
     tenant.list_max_top, tenant.list_overlap = 50, 1
-    names = [f"T{i:03d}" for i in range(120)]
-    for name in names:
-        tenant.add_object("SALES", "localtables", name, table(name))
-    with make_client(tenant) as client:
-        listing = client.list_objects("SALES", "localtables")
+    names, listing = sales_tables(tenant, 120)
     assert [o.technical_name for o in listing.objects] == names
     assert listing.doubt is None
 
@@ -363,10 +365,7 @@ def test_pages_that_repeat_earlier_items_out_of_order_leave_the_list_in_doubt(te
     """A server that honours $skip but orders its list differently on each request: items move past the
     pages already read, so metasync cannot tell it got them all."""
     tenant.list_max_top, tenant.list_unstable_order = 30, True
-    for name in (f"T{i:03d}" for i in range(100)):
-        tenant.add_object("SALES", "localtables", name, table(name))
-    with make_client(tenant) as client:
-        listing = client.list_objects("SALES", "localtables")
+    _, listing = sales_tables(tenant, 100)
     assert listing.doubt is not None and "out of order" in listing.doubt
     assert len({o.technical_name for o in listing.objects}) == len(listing.objects) <= 100
 
@@ -390,8 +389,5 @@ def test_an_order_that_changes_once_leaves_the_list_in_doubt(
 
     monkeypatch.setattr(datasphere_tenant.random, "Random", OrderChangesOnce)
     tenant.list_max_top, tenant.list_unstable_order = 30, True
-    for name in (f"T{i:03d}" for i in range(62)):
-        tenant.add_object("SALES", "localtables", name, table(name))
-    with make_client(tenant) as client:
-        listing = client.list_objects("SALES", "localtables")
+    _, listing = sales_tables(tenant, 62)
     assert len(listing.objects) < 62 and listing.doubt is not None and "out of order" in listing.doubt
