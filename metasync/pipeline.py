@@ -18,7 +18,7 @@ from metasync.audit.writer import AuditLog, new_run_id
 from metasync.config import Config, CsnSourceConfig, LocalTargetConfig, load_config
 from metasync.diff import column_changes, content_hashes, diff_tables, schema_edited_in_target, stale_tables
 from metasync.errors import ExitCode, MetasyncError, RuleError, Terminated
-from metasync.graph.planning import CYCLE_PREFIX, cycle_events, plan_batches
+from metasync.graph.planning import CYCLE_HINT, CYCLE_PREFIX, cycle_events, plan_batches
 from metasync.models import DATA_FLOW_EDGE_KINDS, Event, SourceFrames
 from metasync.runtime import gc_paused, gc_resumed
 from metasync.sources.base import Source
@@ -76,6 +76,7 @@ PLAN_FILE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
 }
 WRITE_ACTIONS = ("create", "update", "delete")
 UNREAD_PREFIX = "the source was read in part"
+UPSTREAM_HINT = "Fix the upstream asset named in the reason; this one follows on the next run."
 
 
 @dataclass
@@ -416,35 +417,27 @@ def run(
 def _written_so_far(outcomes: list[dict[str, str | None]], plan: pl.DataFrame | None) -> pl.DataFrame:
     """The plan file of a run stopped while writing: the plan it was writing (when it got that far), each
     write with its outcome or, not reached, status `stopped`; without a plan, the target's outcome rows."""
-    empty = pl.DataFrame(schema=PLAN_FILE_SCHEMA)
-    done = outcome_frame(outcomes).rename({"message": "reason"})
+    done = outcome_frame(outcomes)
     if plan is None:
-        return pl.concat([empty, done], how="diagonal_relaxed").select(list(PLAN_FILE_SCHEMA))
-    outcome = done.select(
-        "space",
-        "name",
-        "action",
-        pl.col("status").alias("_status"),
-        pl.col("error_code").alias("_error_code"),
-        pl.col("reason").alias("_reason"),
-        pl.col("hint").alias("_hint"),
-    )
+        return _plan_file(done.rename({"message": "reason"}))
     writes = pl.col("action").is_in(list(WRITE_ACTIONS))
-    reached = pl.col("_status").is_not_null()
-    merged = plan.join(
-        outcome, on=["space", "name", "action"], how="left", maintain_order="left"
-    ).with_columns(
-        status=pl.when(reached).then("_status").when(writes).then(pl.lit("stopped")).otherwise("status"),
-        reason=pl.when(reached)
-        .then("_reason")
-        .when(writes)
-        .then(pl.lit("not written: the run stopped first"))
-        .otherwise("reason"),
-        hint=pl.coalesce("_hint", "hint"),
-        error_code=pl.col("_error_code"),
-        upstreams=pl.col("upstreams").list.join(","),
+    not_reached = plan.with_columns(status=pl.when(writes).then(pl.lit("stopped")).otherwise("status"))
+    merged = _with_outcomes(not_reached, done)  # a write with an outcome takes its status
+    stopped = pl.col("status") == "stopped"
+    return _plan_file(
+        merged.with_columns(
+            reason=pl.when(stopped).then(pl.lit("not written: the run stopped first")).otherwise("reason")
+        )
     )
-    return pl.concat([empty, merged], how="diagonal_relaxed").select(list(PLAN_FILE_SCHEMA))
+
+
+def _plan_file(plan: pl.DataFrame) -> pl.DataFrame:
+    """A plan as its file holds it: the columns of PLAN_FILE_SCHEMA (those it lacks empty), the upstreams as
+    text."""
+    if isinstance(plan.schema.get("upstreams"), pl.List):
+        plan = plan.with_columns(pl.col("upstreams").list.join(","))
+    empty = pl.DataFrame(schema=PLAN_FILE_SCHEMA)
+    return pl.concat([empty, plan], how="diagonal_relaxed").select(list(PLAN_FILE_SCHEMA))
 
 
 def _run(
@@ -530,8 +523,7 @@ def _run(
     # The TableInput texts (desired and current) are the catalog itself, not the plan: leaving them out keeps
     # the result and a 100,000-table plan file small (and the file's write under a second).
     plan = plan.drop("table_input", "current_definition", strict=False)
-    plan_file = plan.with_columns(pl.col("upstreams").list.join(",")).select(list(PLAN_FILE_SCHEMA))
-    audit_dir = audit.write(cfg.audit.dir, summary, plan_file)
+    audit_dir = audit.write(cfg.audit.dir, summary, _plan_file(plan))
     return SyncResult(
         summary=summary,
         events=audit.frame(),
@@ -735,11 +727,12 @@ def _plan(
 ) -> pl.DataFrame:
     """Batches and priority from the lineage; assets held for an `unread` upstream (`_unread_upstreams`) are
     skipped, and so are the data-flow dependents of every held asset."""
+    held = _held(rows)
     planned = plan_batches(
         rows.filter(pl.col("action") != "delete").select("space", "name", "kind"),
         edges,
         priority=cfg.sync.priority,
-        blocked=pl.concat([_held(rows), unread.join(_held(rows), on=["space", "name"], how="anti")]),
+        blocked=pl.concat([held, unread.join(held, on=["space", "name"], how="anti")]),
     )
     audit.extend(cycle_events(planned))
     plan = rows.join(
@@ -776,11 +769,7 @@ def _plan(
             )
         )
         .when((pl.col("action") == "skip") & pl.col("reason").str.starts_with(CYCLE_PREFIX))
-        .then(
-            pl.lit(
-                "Break the cycle in the source (one of the views must stop reading another), then sync again."
-            )
-        )
+        .then(pl.lit(CYCLE_HINT))
         .when(
             (pl.col("action") == "skip")
             & pl.col("conflict_type").is_not_null()
@@ -794,7 +783,7 @@ def _plan(
             )
         )
         .when(pl.col("action") == "skip")
-        .then(pl.lit("Fix the upstream asset named in the reason; this one follows on the next run.")),
+        .then(pl.lit(UPSTREAM_HINT)),
     )
     return _with_column_changes(plan)
 
@@ -909,6 +898,12 @@ def _write(
     callback = progress(tables.height) if progress is not None else None
     with gc_resumed():
         outcomes = target.write(WriteRequest(databases=new_dbs, tables=tables), callback)
+    return _with_outcomes(plan, outcomes)
+
+
+def _with_outcomes(plan: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
+    """The plan with each write's outcome (OUTCOME_COLUMNS rows from the target): its status, message, hint and
+    error code; rows without an outcome keep theirs."""
     outcome_cols = outcomes.select(
         "space",
         "name",
@@ -925,11 +920,5 @@ def _write(
         action=pl.when(skipped).then(pl.lit("skip")).otherwise(pl.col("action")),
         status=pl.coalesce("_status", "status"),
         reason=pl.coalesce("_message", "reason"),
-        hint=pl.coalesce(
-            "_hint",
-            pl.when(skipped).then(
-                pl.lit("Fix the upstream asset named in the reason; this one follows on the next run.")
-            ),
-            "hint",
-        ),
+        hint=pl.coalesce("_hint", pl.when(skipped).then(pl.lit(UPSTREAM_HINT)), "hint"),
     ).drop("_status", "_message", "_hint")

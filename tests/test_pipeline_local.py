@@ -852,6 +852,9 @@ def test_a_run_stopped_while_writing_audits_what_it_wrote(
     stopped = plan.filter(pl.col("status") == "stopped")
     assert stopped.height == plan.height - summary["counts"]["created"]
     assert set(stopped["reason"]) == {"not written: the run stopped first"}
+    assert (
+        not plan.filter(pl.col("status") == "ok")["reason"].fill_null("").str.starts_with("not written").any()
+    )
     assert events.filter(pl.col("event") == "asset").height == plan.height
 
 

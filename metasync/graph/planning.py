@@ -29,6 +29,7 @@ import polars as pl
 from metasync.models import DATA_FLOW_EDGE_KINDS, Event
 
 CYCLE_PREFIX = "dependency cycle: "
+CYCLE_HINT = "Break the cycle in the source (one of the views must stop reading another), then sync again."
 
 PLAN_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "space": pl.Utf8,
@@ -235,7 +236,7 @@ def cycle_events(plan: pl.DataFrame) -> list[Event]:
                 message=f"{cycle}; these {len(cycle_members)} assets and {len(held)} dependent(s) are held, "
                 "the rest of the run proceeds.",
                 details={"members": cycle_members, "dependents": held},
-                hint="Break the cycle in the source (one of the views must stop reading another), then sync again.",
+                hint=CYCLE_HINT,
             )
         )
     return events
