@@ -126,6 +126,13 @@ CONFLICT_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
 
 # ------------------------------------------------------------------ text fingerprint
 _COLUMNS_DTYPE = pl.List(pl.Struct({"Name": pl.Utf8, "Comment": pl.Utf8}))
+# The fingerprinted text: the description, then the `name=comment` entries of the columns, joined by these.
+_TEXT_SEP, _ENTRY_SEP = "\x1f", "\x1e"
+
+
+def _text_digest(data: bytes) -> str:
+    """The fingerprint of a text (BLAKE2b, 16 hex digits)."""
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
 def _text_of(table_json: pl.Expr, *, commented_only: bool = True) -> pl.Expr:
@@ -140,17 +147,16 @@ def _text_of(table_json: pl.Expr, *, commented_only: bool = True) -> pl.Expr:
         table_json.str.json_path_match("$.StorageDescriptor.Columns")
         .str.json_decode(_COLUMNS_DTYPE)
         .list.eval(entry.filter(comment != "") if commented_only else entry)
-        .list.join("\x1e")
+        .list.join(_ENTRY_SEP)
         .fill_null("")
     )
-    return pl.concat_str([description, comments], separator="\x1f")
+    return pl.concat_str([description, comments], separator=_TEXT_SEP)
 
 
 def text_digests(texts: pl.Series) -> pl.Series:
     """A stable digest of each text (BLAKE2b, 16 hex digits); Polars' own hash may change between versions."""
     digests = [
-        hashlib.blake2b(data, digest_size=8).hexdigest()
-        for data in texts.fill_null("").cast(pl.Binary).to_list()
+        _text_digest(data) for data in texts.fill_null("").cast(pl.Binary).to_list()
     ]  # row-python-ok: one C digest call per table, no Polars expression is version-stable
     return pl.Series(digests, dtype=pl.Utf8)
 
@@ -169,14 +175,14 @@ def _texts(assets: pl.DataFrame, columns: pl.DataFrame) -> pl.Series:
             _comment=pl.concat_str([pl.col("glue_column"), pl.col("comment")], separator="="),
         )
         .group_by(keys, maintain_order=True)
-        .agg(_comments=pl.col("_comment").sort_by("ordinal").str.join("\x1e"))
+        .agg(_comments=pl.col("_comment").sort_by("ordinal").str.join(_ENTRY_SEP))
     )
     return (
         lookup(assets.lazy().select(*keys, "glue_description"), comments, keys, ["_comments"])
         .select(
             pl.concat_str(
                 [pl.col("glue_description").fill_null(""), pl.col("_comments").fill_null("")],
-                separator="\x1f",
+                separator=_TEXT_SEP,
             )
         )
         .collect()
@@ -725,10 +731,12 @@ def _search(choices: list[list[str | None]], stored: str, budget: list[int]) -> 
             for index in flipped:
                 picked[index] = choices[index][1]
             description, *entries = picked
-            text = f"{description}\x1f" + "\x1e".join(entry for entry in entries if entry is not None)
+            text = f"{description}{_TEXT_SEP}" + _ENTRY_SEP.join(
+                entry for entry in entries if entry is not None
+            )
             data = text.encode()
             budget[0] -= len(data) + _READING_CHARGE
-            if hashlib.blake2b(data, digest_size=8).hexdigest() == stored:
+            if _text_digest(data) == stored:
                 reading = [False] * len(choices)
                 for index in flipped:
                     reading[index] = True
