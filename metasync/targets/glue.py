@@ -354,13 +354,16 @@ class GlueTarget:
                 raise
         return outcome_frame(outcomes)
 
-    def _write_table_counted(self, row: dict[str, Any]) -> dict[str, str | None]:
-        """`_write_table`, its outcome added to `calls.outcomes` the moment it is known (in the worker): a run
-        stopped while writes are under way still counts every table written."""
-        outcome = self._write_table(row)
+    def _record(self, outcome: dict[str, str | None]) -> dict[str, str | None]:
+        """Add an outcome to `calls.outcomes` the moment it is known (from any thread): a run stopped while
+        writes are under way still counts every table written."""
         with self._outcomes_lock:
             self.calls.outcomes.append(outcome)
         return outcome
+
+    def _write_table_counted(self, row: dict[str, Any]) -> dict[str, str | None]:
+        """`_write_table`, its outcome recorded in the worker that wrote it."""
+        return self._record(self._write_table(row))
 
     def _create_databases(self, databases: pl.DataFrame) -> dict[str, GlueCallError]:
         failed: dict[str, GlueCallError] = {}
@@ -400,10 +403,7 @@ class GlueTarget:
         outcomes: list[dict[str, str | None]] = []
 
         def done(found: Iterable[dict[str, str | None]]) -> None:
-            for outcome in found:
-                outcomes.append(outcome)
-                with self._outcomes_lock:
-                    self.calls.outcomes.append(outcome)
+            outcomes.extend(self._record(outcome) for outcome in found)
 
         sendable: list[dict[str, Any]] = []
         for row in batch.iter_rows(named=True):

@@ -14,7 +14,6 @@ import itertools
 import os
 import secrets
 import tempfile
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +53,7 @@ def _shape_problem(data: dict[str, Any]) -> str | None:
     """What makes a catalog file's JSON unusable as a table or database definition (None when usable)."""
     parameters = data.get("Parameters")
     if parameters is not None and not (
-        isinstance(parameters, dict) and all(map(isinstance, parameters.values(), repeat(str)))
+        isinstance(parameters, dict) and all(map(isinstance, parameters.values(), itertools.repeat(str)))
     ):
         return "Parameters is not an object of texts"
     for key in ("Name", "Description"):
@@ -67,7 +66,7 @@ def _shape_problem(data: dict[str, Any]) -> str | None:
         return "StorageDescriptor is not an object"
     columns = descriptor.get("Columns")
     if columns is not None and not (
-        isinstance(columns, list) and all(map(isinstance, columns, repeat(dict)))
+        isinstance(columns, list) and all(map(isinstance, columns, itertools.repeat(dict)))
     ):
         return "StorageDescriptor.Columns is not a list of objects"
     return None
@@ -79,6 +78,7 @@ STATE_CHUNK_TABLES = 5_000  # tables read into Python objects before they move t
 # Temporary files: `.tmp-` (what a sweep of the catalog skips), this process and a random part, a number.
 _TMP_PREFIX = f".tmp-{os.getpid()}-{secrets.token_hex(4)}-"
 _TMP_NUMBERS = itertools.count()
+_WRITE_HINT = "Check that the catalog folder is writable and the disk has space."
 
 
 class LocalTarget:
@@ -300,7 +300,7 @@ class LocalTarget:
                         "error_code": "DatabaseNotCreated",
                         "message": f"database '{row['glue_database']}' could not be created: "
                         + failed_databases[row["glue_database"]],
-                        "hint": "Check that the catalog folder is writable and the disk has space.",
+                        "hint": _WRITE_HINT,
                     }
                 )
             elif blocked:
@@ -352,6 +352,6 @@ class LocalTarget:
                 "status": "failed",
                 "error_code": type(exc).__name__,
                 "message": f"cannot write {path}: {exc.strerror}",
-                "hint": "Check that the catalog folder is writable and the disk has space.",
+                "hint": _WRITE_HINT,
             }
         return {"status": "ok", "error_code": None, "message": None, "hint": None}
