@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 CSN_SUFFIXES = (".json", ".csn")
 UTF8_BOM = b"\xef\xbb\xbf"
+FIX_FILE_HINT = "Fix or re-export the file, or set source.skip_invalid: true to skip it."
 ASSOCIATION_TYPES = frozenset({"cds.Association", "cds.Composition"})
 HIERARCHY_PATTERNS = frozenset(
     {
@@ -402,9 +403,7 @@ def read_part(docs: Iterable[CsnDocument], *, language: str = "en", skip_invalid
             break
         except InvalidDefinition as exc:
             if not skip_invalid:
-                raise SourceError(
-                    str(exc), hint="Fix or re-export the file, or set source.skip_invalid: true to skip it."
-                ) from exc
+                raise SourceError(str(exc), hint=FIX_FILE_HINT) from exc
             docs = [doc for doc in docs if doc is not exc.document]
             skipped.append(
                 Event(
@@ -769,19 +768,8 @@ def _common_fields(values: list[dict[str, Any]]) -> pl.DataFrame:
 def _common_fields_in_python(values: list[dict[str, Any]]) -> pl.DataFrame:
     """`_common_fields` for any JSON values: each field's values made a Series with `strict=False`."""
     # One pass touching each element once (far better memory locality than one pass per field).
-    rows = [
-        (
-            v.get("type"),
-            v.get("length"),
-            v.get("precision"),
-            v.get("scale"),
-            v.get("key"),
-            v.get("notNull"),
-            v.get("@EndUserText.label"),
-            v.get("@EndUserText.quickInfo"),
-        )
-        for v in values
-    ]
+    fields = tuple(ELEMENT_FIELDS)
+    rows = [tuple(map(v.get, fields)) for v in values]
     columns = zip(*rows, strict=True) if rows else [()] * len(ELEMENT_FIELDS)
     return pl.DataFrame(
         [
@@ -1290,7 +1278,7 @@ def _check_definitions(file: CsnFile, payload: Any) -> None:
         found = type(payload["definitions"]).__name__.replace("NoneType", "null").replace("str", "text")
         raise SourceError(
             f"{file.path} is not valid CSN: its 'definitions' is {found}, not an object of definitions.",
-            hint="Fix or re-export the file, or set source.skip_invalid: true to skip it.",
+            hint=FIX_FILE_HINT,
         )
 
 
@@ -1346,7 +1334,7 @@ class CsnSource:
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            hint = "Fix or re-export the file, or set source.skip_invalid: true to skip it."
+            hint = FIX_FILE_HINT
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError as bad:
