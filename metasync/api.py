@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from metasync.config import load_config
 from metasync.graph.lineage import build_lineage_graph
+from metasync.models import UNREAD_EVENTS, Event
 from metasync.pipeline import ConfigInput, SyncResult, read_source, run
 
 if TYPE_CHECKING:
@@ -36,8 +37,16 @@ def lineage(config: ConfigInput, *, env: str | None = None) -> nx.DiGraph:
     `source.skip_invalid`, a space that refused the user): the graph then shows only what was read, and
     `graph.graph["problems"]` holds the messages saying what was not.
     """
-    frames = read_source(load_config(config, env=env))
-    graph = build_lineage_graph(frames.assets, frames.edges)
-    graph.graph["incomplete"] = frames.incomplete
-    graph.graph["problems"] = [e.message for e in frames.events if e.severity == "error"]
+    graph, incomplete, unread = lineage_and_unread(config, env=env)
+    graph.graph["incomplete"] = incomplete
+    graph.graph["problems"] = [event.message for event in unread]
     return graph
+
+
+def lineage_and_unread(
+    config: ConfigInput, *, env: str | None = None
+) -> tuple[nx.DiGraph, bool, list[Event]]:
+    """The lineage graph, whether a part of the source could not be read, and the events saying which."""
+    frames = read_source(load_config(config, env=env))
+    unread = [event for event in frames.events if event.event in UNREAD_EVENTS]
+    return build_lineage_graph(frames.assets, frames.edges), frames.incomplete, unread

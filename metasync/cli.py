@@ -22,7 +22,7 @@ from metasync.errors import ConfigError, ExitCode, MetasyncError, Terminated
 from metasync.targets.base import ProgressCallback
 
 if TYPE_CHECKING:
-    from metasync.models import SourceFrames
+    from metasync.models import Event
 
 app = typer.Typer(
     name="metasync",
@@ -135,8 +135,6 @@ def _progress(enabled: bool) -> Iterator[Callable[[int], ProgressCallback] | Non
         yield start
 
 
-# The events of a read that left a part of the source out.
-UNREAD_EVENTS = frozenset({"file_skipped", "space_skipped", "object_type_unavailable", "list_incomplete"})
 EVENT_LINES = 20  # run-level warnings and errors shown on stderr; all of them are in the audit
 
 
@@ -267,29 +265,23 @@ def lineage(
     A source read only in part (a file skipped by `source.skip_invalid`, a space that could not be read) still
     prints the graph of what was read, names the parts left out on stderr and exits 1.
     """
-    from metasync.config import load_config
+    from metasync.api import lineage_and_unread
     from metasync.graph.export import render
-    from metasync.graph.lineage import build_lineage_graph
-    from metasync.pipeline import read_source
 
-    def action() -> tuple[str, SourceFrames]:
+    def action() -> tuple[str, bool, list[Event]]:
         if depth is not None and asset is None:
             raise ConfigError("--depth needs --asset: it counts steps from that asset.")
-        frames = read_source(load_config(config, env=env))
-        graph = build_lineage_graph(frames.assets, frames.edges)
-        return render(graph, fmt.value, asset=asset, direction=direction.value, depth=depth), frames
+        graph, incomplete, unread = lineage_and_unread(config, env=env)
+        text = render(graph, fmt.value, asset=asset, direction=direction.value, depth=depth)
+        return text, incomplete, unread
 
-    text, frames = _guard(debug, action)
+    text, incomplete, unread = _guard(debug, action)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    # What was left out of the read (a skipped file or space, a list in doubt), not an asset's own trouble (a
-    # conflicting duplicate is still one node of the graph).
-    unread = [
-        {"severity": e.severity, "message": e.message, "hint": e.hint}
-        for e in frames.events
-        if e.event in UNREAD_EVENTS
-    ]
-    _print_events(unread, rest="run `metasync plan` for the full list in its audit.")
-    raise typer.Exit(int(ExitCode.PARTIAL if frames.incomplete else ExitCode.OK))
+    _print_events(
+        [{"severity": e.severity, "message": e.message, "hint": e.hint} for e in unread],
+        rest="run `metasync plan` for the full list in its audit.",
+    )
+    raise typer.Exit(int(ExitCode.PARTIAL if incomplete else ExitCode.OK))
 
 
 @app.command()

@@ -149,6 +149,8 @@ class SourceFrames:
         return self
 
 
+# The events of a read that left a part of the source out (a skipped file or space, a list in doubt).
+UNREAD_EVENTS = frozenset({"file_skipped", "space_skipped", "object_type_unavailable", "list_incomplete"})
 _NOT_IN_SPACE = re.compile(r"[./\\\x00-\x1f]")
 
 
