@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-FLOW_TYPES = ("dataflows", "replicationflows", "transformationflows")
+from metasync.sources.datasphere.flows import FLOW_SECTIONS
 
 
 def _excerpt(value: Any, limit: int = 200) -> str:
@@ -31,11 +31,12 @@ def _holds(definitions: dict[str, Any], name: str) -> bool:
     as the tenant stores an object that a context annotated with `@DataWarehouse.space.name` places there)."""
     if isinstance(definitions.get(name), dict):
         return True
+    suffix = "." + name
     return any(
-        key.endswith("." + name)
+        key.endswith(suffix)
         and isinstance(definitions.get(key), dict)
-        and isinstance(definitions.get(key[: -len(name) - 1]), dict)
-        and definitions[key[: -len(name) - 1]].get("kind") == "context"
+        and isinstance(context := definitions.get(key[: -len(suffix)]), dict)
+        and context.get("kind") == "context"
         for key in definitions
     )
 
@@ -48,7 +49,7 @@ def document_problem(body: Any, object_type: str, technical_name: str) -> str | 
     """
     if not isinstance(body, dict):
         return f"the answer is {_kind(body)}, not a JSON object"
-    section = object_type if object_type in FLOW_TYPES else "definitions"
+    section = object_type if object_type in FLOW_SECTIONS else "definitions"
     if section not in body and "error" in body:
         return f"the answer is an error, not CSN: {_excerpt(body['error'])}"
     content = body.get(section)
